@@ -167,10 +167,11 @@ export function parseScope(scope: string): { kind: string; value: string } {
 
 /** Merge a kind's default with a value's override; nested objects merge one level deep, `null` removes. */
 export function effectivePolicy(doc: PolicyDocument, kind: string, value: string): ScopePolicy {
-  const kp = doc.scopes[kind];
+  // Own properties only: a scope value such as `__proto__` must not reach Object.prototype.
+  const kp = Object.hasOwn(doc.scopes, kind) ? doc.scopes[kind] : undefined;
   if (!kp) return {};
   const base: Record<string, unknown> = { ...(kp.default ?? {}) };
-  const ov = kp.overrides?.[value];
+  const ov = kp.overrides && Object.hasOwn(kp.overrides, value) ? kp.overrides[value] : undefined;
   if (ov) {
     for (const [field, v] of Object.entries(ov)) {
       if (v === null) delete base[field];

@@ -1,0 +1,438 @@
+/**
+ * The state of one scope and the pure functions that move it. The XState machine
+ * in `scopeMachine.ts` wraps these; the runtime reads `scopeCheck` on a snapshot
+ * to decide, then sends the commit event. No I/O, no clock: `now` is an argument.
+ */
+import { type AverageState, averageInit, averageValue } from "./latencyAverage.js";
+import {
+  type BudgetState,
+  type Usage,
+  budgetAdvance,
+  budgetAmount,
+  budgetCheck,
+  budgetInit,
+  budgetRebase,
+  budgetReserve,
+  budgetResetUsage,
+  budgetSettle,
+  budgetUse,
+} from "./budget.js";
+import {
+  type BreakerState,
+  type Outcome,
+  breakerAdvance,
+  breakerCheck,
+  breakerInit,
+  breakerOnAdmit,
+  breakerOnOutcome,
+  breakerReset,
+} from "./breaker.js";
+import { type PacingState, pacingDelay, pacingInit, pacingOnOutcome, pacingReset, pacingTake } from "./pacing.js";
+import type { BucketLimit, RateKind, ResolvedLimits } from "./policy.js";
+import { type BucketState, bucketAdjust, bucketCheck, bucketInit, bucketRebase, bucketRoomInMs, bucketTake } from "./tokenBucket.js";
+
+export type { Outcome, Usage };
+
+/** Why an admission was refused (or `ok`). */
+export type Reason =
+  | "ok"
+  | "rate_limited"
+  | "concurrency"
+  | "budget_exhausted"
+  | "circuit_open"
+  | "overloaded"
+  | "backoff"
+  | "too_large";
+
+/** One limit that applied to a decision, as shown in `limits`. */
+export interface LimitInfo {
+  scope: string;
+  kind: RateKind | "concurrency" | "budget";
+  limit: number;
+  remaining: number;
+  /** Time until the limit has room again (budgets: until the reset), ms. */
+  resetMs?: number;
+}
+
+/** The context of a scope actor. */
+export interface ScopeContext {
+  scope: string;
+  limits: ResolvedLimits;
+  /** Token buckets by rate kind. */
+  buckets: Partial<Record<RateKind, BucketState>>;
+  /** Unexpired leases holding a concurrency slot. */
+  held: number;
+  budget: BudgetState | null;
+  /** Budget usage at or over its limit (for the once-per-crossing event). */
+  budgetExhausted: boolean;
+  breaker: BreakerState | null;
+  pacing: PacingState | null;
+  ttft: AverageState | null;
+  itl: AverageState | null;
+  /** A latency average is over its threshold (for the on/off events). */
+  overloaded: boolean;
+  /** Last event time, ms epoch (for passivation). */
+  lastActiveAt: number;
+}
+
+/** What an admission asks of a scope. */
+export interface Demand {
+  tokens: number;
+  cost: number;
+  /** How long the caller will wait in sluice's queue, ms (its patience for pacing, too). */
+  waitMs?: number;
+}
+
+export type ScopeVerdict =
+  | { ok: true; delayMs: number; limits: LimitInfo[] }
+  | { ok: false; reason: Exclude<Reason, "ok">; retryAfterMs?: number; fallback?: string; limits: LimitInfo[] };
+
+/** A state change worth telling the world about (`<p>.events.<kind>.<value>`). */
+export interface ScopeNotice {
+  type:
+    | "breaker.opened"
+    | "breaker.half_open"
+    | "breaker.closed"
+    | "budget.exhausted"
+    | "budget.reset"
+    | "pacing.changed"
+    | "overloaded.on"
+    | "overloaded.off";
+  [field: string]: unknown;
+}
+
+export interface Step {
+  ctx: ScopeContext;
+  notices: ScopeNotice[];
+}
+
+/** A settled lease or report as one scope sees it. */
+export interface Settlement {
+  estimate: Usage;
+  actual: Usage;
+  /** The reported outcome; `expired` when the lease ran out unreported. */
+  outcome: Outcome | "expired";
+  /** The upstream's own retry-after, on `rate_limited`. */
+  retryAfterMs?: number;
+  /** The lease held a concurrency slot in this scope. */
+  held: boolean;
+  /** The lease was admitted while this scope's breaker was half-open. */
+  probe: boolean;
+}
+
+/** A fresh scope: full buckets, no usage, closed breaker. */
+export function scopeInit(scope: string, limits: ResolvedLimits, now: number): ScopeContext {
+  const buckets: Partial<Record<RateKind, BucketState>> = {};
+  for (const b of limits.buckets) buckets[b.kind] = bucketInit(b, now);
+  return {
+    scope,
+    limits,
+    buckets,
+    held: 0,
+    budget: limits.budget ? budgetInit(limits.budget, now) : null,
+    budgetExhausted: false,
+    breaker: limits.breaker ? breakerInit() : null,
+    pacing: limits.adaptive ? pacingInit() : null,
+    ttft: limits.latency ? averageInit(now) : null,
+    itl: limits.latency ? averageInit(now) : null,
+    overloaded: false,
+    lastActiveAt: now,
+  };
+}
+
+function demandUsage(d: Demand): Usage {
+  return { tokens: d.tokens, cost: d.cost, requests: 1 };
+}
+
+function bucketAmount(b: BucketLimit, d: Demand): number {
+  return b.tokens ? d.tokens : 1;
+}
+
+/** Is a latency average over its threshold at `now`? */
+export function latencyOver(ctx: ScopeContext, now: number, share = 1): boolean {
+  const p = ctx.limits.latency;
+  if (!p) return false;
+  if (p.ttftMs !== undefined && ctx.ttft && averageValue(ctx.ttft, now, p.tauMs) > p.ttftMs * share) return true;
+  if (p.itlMs !== undefined && ctx.itl && averageValue(ctx.itl, now, p.tauMs) > p.itlMs * share) return true;
+  return false;
+}
+
+/** Apply what time alone changes: budget resets, breaker cooldowns, latency decay. */
+export function scopeAdvance(ctx: ScopeContext, now: number): Step {
+  const notices: ScopeNotice[] = [];
+  let next = ctx;
+  if (ctx.budget && ctx.limits.budget) {
+    const r = budgetAdvance(ctx.budget, ctx.limits.budget, now);
+    if (r.reset) {
+      next = { ...next, budget: r.state, budgetExhausted: false };
+      notices.push({ type: "budget.reset", periodStart: r.state.periodStart, resetAt: r.state.resetAt });
+    }
+  }
+  if (ctx.breaker && ctx.limits.breaker) {
+    const r = breakerAdvance(ctx.breaker, ctx.limits.breaker, now);
+    if (r.state !== ctx.breaker) next = { ...next, breaker: r.state };
+    if (r.transition) notices.push({ type: `breaker.${r.transition}` });
+  }
+  if (ctx.overloaded && !latencyOver(ctx, now)) {
+    next = { ...next, overloaded: false };
+    notices.push({ type: "overloaded.off" });
+  }
+  return { ctx: next, notices };
+}
+
+/**
+ * Would this scope admit `demand` at `now`? Pure: it reads an advanced copy of the
+ * state and changes nothing. On refusal the reason is the limit that keeps the
+ * caller out longest, and `retryAfterMs` is exact (before jitter), absent where a
+ * retry can never succeed.
+ */
+export function scopeCheck(ctx0: ScopeContext, demand: Demand, now: number): ScopeVerdict {
+  const ctx = scopeAdvance(ctx0, now).ctx;
+  const { limits } = ctx;
+  const info: LimitInfo[] = [];
+  let worst: { reason: Exclude<Reason, "ok">; retryAfterMs?: number } | null = null;
+  const refuse = (reason: Exclude<Reason, "ok">, retryAfterMs?: number) => {
+    // A refusal with no retry time (never) outranks every timed one; else the longest wait wins.
+    if (!worst) worst = { reason, retryAfterMs };
+    else if (worst.retryAfterMs !== undefined && (retryAfterMs === undefined || retryAfterMs > worst.retryAfterMs)) {
+      worst = { reason, retryAfterMs };
+    }
+  };
+
+  if (ctx.breaker && limits.breaker) {
+    const v = breakerCheck(ctx.breaker, limits.breaker, now);
+    if (!v.ok) refuse("circuit_open", v.retryAfterMs);
+  }
+  if (limits.latency && latencyOver(ctx, now)) {
+    // Averages decay with tau; a retry after a tenth of it sees a visibly lower figure.
+    refuse("overloaded", Math.ceil(limits.latency.tauMs / 10));
+  }
+  for (const b of limits.buckets) {
+    const state = ctx.buckets[b.kind] ?? bucketInit(b, now);
+    const amount = bucketAmount(b, demand);
+    const v = bucketCheck(state, b, amount, now);
+    if (v.ok) {
+      info.push({ scope: ctx.scope, kind: b.kind, limit: b.limit, remaining: Math.floor(v.remaining), resetMs: bucketRoomInMs({ level: v.remaining, at: now }, b, 1, now) });
+    } else {
+      info.push({ scope: ctx.scope, kind: b.kind, limit: b.limit, remaining: Math.floor(v.remaining), resetMs: v.tooLarge ? undefined : v.retryAfterMs });
+      if (v.tooLarge) refuse("too_large");
+      else refuse("rate_limited", v.retryAfterMs);
+    }
+  }
+  if (limits.concurrency !== undefined) {
+    const free = limits.concurrency - ctx.held;
+    info.push({ scope: ctx.scope, kind: "concurrency", limit: limits.concurrency, remaining: Math.max(0, free - 1) });
+    // The runtime knows when the earliest lease expires and fills in the retry time.
+    if (free <= 0) refuse("concurrency", limits.concurrency === 0 ? undefined : 0);
+  }
+  if (ctx.budget && limits.budget) {
+    const amount = budgetAmount(limits.budget, demandUsage(demand));
+    const v = budgetCheck(ctx.budget, limits.budget, amount, now);
+    const resetMs = ctx.budget.resetAt === null ? undefined : Math.max(0, ctx.budget.resetAt - now);
+    info.push({ scope: ctx.scope, kind: "budget", limit: limits.budget.limit, remaining: v.ok ? Math.max(0, v.remaining - amount) : v.remaining, resetMs });
+    if (!v.ok) refuse(amount > limits.budget.limit ? "too_large" : "budget_exhausted", amount > limits.budget.limit ? undefined : v.retryAfterMs);
+  }
+  let delayMs = 0;
+  if (ctx.pacing && limits.adaptive) {
+    delayMs = Math.ceil(pacingDelay(ctx.pacing, now));
+    // A pacing slot beyond the caller's patience is a refusal, not a long delay.
+    const patience = Math.max(demand.waitMs ?? 0, limits.adaptive.maxDelayMs ?? limits.adaptive.maxMs);
+    if (delayMs > patience) refuse("backoff", delayMs - patience);
+  }
+
+  if (worst) {
+    const w = worst as { reason: Exclude<Reason, "ok">; retryAfterMs?: number };
+    const out: ScopeVerdict = { ok: false, reason: w.reason, limits: info };
+    if (w.retryAfterMs !== undefined && Number.isFinite(w.retryAfterMs)) out.retryAfterMs = w.retryAfterMs;
+    if (limits.fallback !== undefined && (w.reason === "circuit_open" || w.reason === "overloaded")) out.fallback = limits.fallback;
+    return out;
+  }
+  return { ok: true, delayMs, limits: info };
+}
+
+/** Commit an admission (after every scope's check passed at the same `now`). */
+export function scopeAdmit(ctx0: ScopeContext, demand: Demand, held: boolean, now: number): Step {
+  const adv = scopeAdvance(ctx0, now);
+  const ctx = adv.ctx;
+  const notices = adv.notices;
+  const buckets: Partial<Record<RateKind, BucketState>> = {};
+  for (const b of ctx.limits.buckets) {
+    buckets[b.kind] = bucketTake(ctx.buckets[b.kind] ?? bucketInit(b, now), b, bucketAmount(b, demand), now);
+  }
+  let budget = ctx.budget;
+  let budgetExhausted = ctx.budgetExhausted;
+  if (budget && ctx.limits.budget) {
+    budget = budgetReserve(budget, budgetAmount(ctx.limits.budget, demandUsage(demand)));
+    budgetExhausted = exhaustedNotice(budget, ctx.limits.budget.limit, budgetExhausted, notices);
+  }
+  const breaker = ctx.breaker && ctx.limits.breaker ? breakerOnAdmit(ctx.breaker, ctx.limits.breaker, now) : ctx.breaker;
+  const pacing = ctx.pacing && ctx.limits.adaptive ? pacingTake(ctx.pacing, now) : ctx.pacing;
+  return {
+    ctx: { ...ctx, buckets, held: held ? ctx.held + 1 : ctx.held, budget, budgetExhausted, breaker, pacing, lastActiveAt: now },
+    notices,
+  };
+}
+
+function exhaustedNotice(budget: BudgetState, limit: number, was: boolean, notices: ScopeNotice[]): boolean {
+  const now = budget.used + budget.reserved >= limit;
+  if (now && !was) notices.push({ type: "budget.exhausted", used: budget.used, reserved: budget.reserved, limit });
+  return now;
+}
+
+/** A lease was reported, or expired unreported (settled at its estimate). */
+export function scopeSettle(ctx0: ScopeContext, s: Settlement, now: number): Step {
+  const adv = scopeAdvance(ctx0, now);
+  const ctx = adv.ctx;
+  const notices = adv.notices;
+  const buckets = { ...ctx.buckets };
+  const tokenDelta = s.actual.tokens - s.estimate.tokens;
+  if (tokenDelta !== 0) {
+    for (const b of ctx.limits.buckets) {
+      if (b.tokens) buckets[b.kind] = bucketAdjust(buckets[b.kind] ?? bucketInit(b, now), b, tokenDelta, now);
+    }
+  }
+  let budget = ctx.budget;
+  let budgetExhausted = ctx.budgetExhausted;
+  if (budget && ctx.limits.budget) {
+    const p = ctx.limits.budget;
+    budget = budgetSettle(budget, budgetAmount(p, s.estimate), budgetAmount(p, s.actual));
+    budgetExhausted = exhaustedNotice(budget, p.limit, budgetExhausted, notices);
+    if (budget.used + budget.reserved < p.limit) budgetExhausted = false;
+  }
+  let breaker = ctx.breaker;
+  if (breaker && ctx.limits.breaker) {
+    const r = breakerOnOutcome(breaker, ctx.limits.breaker, s.outcome, now, s.probe);
+    breaker = r.state;
+    if (r.transition) notices.push({ type: `breaker.${r.transition}`, outcome: s.outcome });
+  }
+  let pacing = ctx.pacing;
+  if (pacing && ctx.limits.adaptive && s.outcome !== "expired") {
+    const r = pacingOnOutcome(pacing, ctx.limits.adaptive, s.outcome, s.retryAfterMs, now);
+    pacing = r.state;
+    if (r.changed) notices.push({ type: "pacing.changed", intervalMs: pacing.intervalMs });
+  }
+  return {
+    ctx: { ...ctx, buckets, held: s.held ? Math.max(0, ctx.held - 1) : ctx.held, budget, budgetExhausted, breaker, pacing, lastActiveAt: now },
+    notices,
+  };
+}
+
+/** Usage with no lease behind it (a report for an unknown lease): counted, never dropped. */
+export function scopeUse(ctx0: ScopeContext, usage: Usage, now: number): Step {
+  const adv = scopeAdvance(ctx0, now);
+  const ctx = adv.ctx;
+  const notices = adv.notices;
+  const buckets = { ...ctx.buckets };
+  for (const b of ctx.limits.buckets) {
+    if (b.tokens && usage.tokens > 0) buckets[b.kind] = bucketAdjust(buckets[b.kind] ?? bucketInit(b, now), b, usage.tokens, now);
+  }
+  let budget = ctx.budget;
+  let budgetExhausted = ctx.budgetExhausted;
+  if (budget && ctx.limits.budget) {
+    budget = budgetUse(budget, budgetAmount(ctx.limits.budget, usage));
+    budgetExhausted = exhaustedNotice(budget, ctx.limits.budget.limit, budgetExhausted, notices);
+  }
+  return { ctx: { ...ctx, buckets, budget, budgetExhausted, lastActiveAt: now }, notices };
+}
+
+/** New latency averages from the report pipeline. */
+export function scopeLatency(ctx0: ScopeContext, ttft: AverageState | undefined, itl: AverageState | undefined, now: number): Step {
+  const adv = scopeAdvance(ctx0, now);
+  const notices = adv.notices;
+  const ctx = { ...adv.ctx, ttft: ttft ?? adv.ctx.ttft, itl: itl ?? adv.ctx.itl };
+  const over = latencyOver(ctx, now);
+  if (over && !ctx.overloaded) notices.push({ type: "overloaded.on", ...latencyView(ctx, now) });
+  if (!over && ctx.overloaded) notices.push({ type: "overloaded.off", ...latencyView(ctx, now) });
+  return { ctx: { ...ctx, overloaded: over }, notices };
+}
+
+/** The latency averages as read at `now`. */
+export function latencyView(ctx: ScopeContext, now: number): { ttftMs?: number; itlMs?: number } {
+  const p = ctx.limits.latency;
+  if (!p) return {};
+  return {
+    ttftMs: ctx.ttft ? averageValue(ctx.ttft, now, p.tauMs) : 0,
+    itlMs: ctx.itl ? averageValue(ctx.itl, now, p.tauMs) : 0,
+  };
+}
+
+/** A new policy: limits change at once, usage stays. */
+export function scopePolicy(ctx0: ScopeContext, limits: ResolvedLimits, now: number): Step {
+  const adv = scopeAdvance(ctx0, now);
+  const ctx = adv.ctx;
+  const buckets: Partial<Record<RateKind, BucketState>> = {};
+  for (const b of limits.buckets) {
+    const old = ctx.limits.buckets.find((o) => o.kind === b.kind);
+    const state = ctx.buckets[b.kind];
+    buckets[b.kind] = old && state ? bucketRebase(state, old, b, now) : bucketInit(b, now);
+  }
+  let budget: BudgetState | null = null;
+  if (limits.budget) budget = ctx.budget ? budgetRebase(ctx.budget, limits.budget, now) : budgetInit(limits.budget, now);
+  return {
+    ctx: {
+      ...ctx,
+      limits,
+      buckets,
+      budget,
+      budgetExhausted: budget !== null && limits.budget !== undefined && budget.used + budget.reserved >= limits.budget.limit,
+      breaker: limits.breaker ? (ctx.breaker ?? breakerInit()) : null,
+      pacing: limits.adaptive ? (ctx.pacing ?? pacingInit()) : null,
+      ttft: limits.latency ? (ctx.ttft ?? averageInit(now)) : null,
+      itl: limits.latency ? (ctx.itl ?? averageInit(now)) : null,
+      lastActiveAt: now,
+    },
+    notices: adv.notices,
+  };
+}
+
+export type ResetWhat = "breaker" | "usage" | "all";
+
+/** An operator's reset: `breaker` closes it; `usage` zeroes budgets and refills buckets; `all` both, and pacing and averages. */
+export function scopeReset(ctx0: ScopeContext, what: ResetWhat, now: number): Step {
+  const adv = scopeAdvance(ctx0, now);
+  let ctx = adv.ctx;
+  const notices = adv.notices;
+  if ((what === "breaker" || what === "all") && ctx.breaker) {
+    if (ctx.breaker.state !== "closed") notices.push({ type: "breaker.closed", by: "admin" });
+    ctx = { ...ctx, breaker: breakerReset() };
+  }
+  if (what === "usage" || what === "all") {
+    const buckets: Partial<Record<RateKind, BucketState>> = {};
+    for (const b of ctx.limits.buckets) buckets[b.kind] = bucketInit(b, now);
+    const budget = ctx.budget && ctx.limits.budget ? budgetResetUsage(ctx.budget, ctx.limits.budget, now) : ctx.budget;
+    if (budget) notices.push({ type: "budget.reset", by: "admin", periodStart: budget.periodStart, resetAt: budget.resetAt });
+    ctx = { ...ctx, buckets, budget, budgetExhausted: false };
+  }
+  if (what === "all") {
+    ctx = {
+      ...ctx,
+      pacing: ctx.pacing ? pacingReset() : null,
+      ttft: ctx.ttft ? averageInit(now) : null,
+      itl: ctx.itl ? averageInit(now) : null,
+      overloaded: false,
+    };
+  }
+  return { ctx: { ...ctx, lastActiveAt: now }, notices };
+}
+
+/** The earliest time at which time alone changes this scope (a reset, a cooldown's end), or null. */
+export function scopeNextWake(ctx: ScopeContext): number | null {
+  let at: number | null = null;
+  if (ctx.budget?.resetAt != null) at = ctx.budget.resetAt;
+  if (ctx.breaker?.state === "open") at = at === null ? ctx.breaker.until : Math.min(at, ctx.breaker.until);
+  return at;
+}
+
+/** Does this scope hold nothing but defaults (safe to drop when idle)? */
+export function scopeIsPristine(ctx: ScopeContext, now: number): boolean {
+  if (ctx.held > 0) return false;
+  if (ctx.budget && (ctx.budget.used > 0 || ctx.budget.reserved > 0)) return false;
+  if (ctx.breaker && ctx.breaker.state !== "closed") return false;
+  if (ctx.pacing && ctx.pacing.intervalMs > 0) return false;
+  if (latencyOver(ctx, now, 0.01)) return false;
+  for (const b of ctx.limits.buckets) {
+    const s = ctx.buckets[b.kind];
+    if (s && s.level + (now - s.at) * b.ratePerMs < b.burst) return false;
+  }
+  return true;
+}

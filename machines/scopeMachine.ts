@@ -1,0 +1,134 @@
+/**
+ * The scope actor: one per scope in use (`key:acme-prod`, `model:gpt-4o`, …).
+ * Every mutation of a scope's limiter, budget, breaker and pacing state goes
+ * through this machine's events, one at a time, so no update is ever lost.
+ * Time comes in each event (`now`): the machine has no delays of its own, so a
+ * persisted snapshot restores exactly (refills, cooldowns and resets are derived
+ * from timestamps in context).
+ *
+ * The state value mirrors the breaker: `closed`, `open` or `halfOpen` (scopes
+ * without a breaker stay `closed`).
+ */
+import { enqueueActions, setup } from "xstate";
+import type { AverageState } from "./latencyAverage.js";
+import type { ResolvedLimits } from "./policy.js";
+import {
+  type Demand,
+  type ResetWhat,
+  type ScopeContext,
+  type ScopeNotice,
+  type Settlement,
+  type Step,
+  type Usage,
+  scopeAdmit,
+  scopeAdvance,
+  scopeInit,
+  scopeLatency,
+  scopePolicy,
+  scopeReset,
+  scopeSettle,
+  scopeUse,
+} from "./scope.js";
+
+export type ScopeEvent =
+  /** Commit an admission every scope has checked. */
+  | { type: "admit"; demand: Demand; held: boolean; now: number }
+  /** A lease was reported or expired. */
+  | { type: "settle"; settlement: Settlement; now: number }
+  /** Usage with no lease (unknown or forgotten lease). */
+  | { type: "use"; usage: Usage; now: number }
+  /** Latency averages from the report pipeline. */
+  | { type: "latency"; ttft?: AverageState; itl?: AverageState; now: number }
+  /** The policy changed. */
+  | { type: "policy"; limits: ResolvedLimits; now: number }
+  /** An operator reset. */
+  | { type: "reset"; what: ResetWhat; now: number }
+  /** Time passed: apply resets and cooldowns that fell due. */
+  | { type: "tick"; now: number };
+
+export interface ScopeInput {
+  scope: string;
+  limits: ResolvedLimits;
+  now: number;
+  /** A persisted context to resume from. */
+  restore?: ScopeContext;
+}
+
+function step(ctx: ScopeContext, e: ScopeEvent): Step {
+  switch (e.type) {
+    case "admit":
+      return scopeAdmit(ctx, e.demand, e.held, e.now);
+    case "settle":
+      return scopeSettle(ctx, e.settlement, e.now);
+    case "use":
+      return scopeUse(ctx, e.usage, e.now);
+    case "latency":
+      return scopeLatency(ctx, e.ttft, e.itl, e.now);
+    case "policy":
+      return scopePolicy(ctx, e.limits, e.now);
+    case "reset":
+      return scopeReset(ctx, e.what, e.now);
+    case "tick":
+      return scopeAdvance(ctx, e.now);
+  }
+}
+
+const apply = enqueueActions<ScopeContext, ScopeEvent, any, any, any, any, any, any, ScopeNotice>(({ context, event, enqueue }) => {
+  const s = step(context, event);
+  if (s.ctx !== context) enqueue.assign(() => s.ctx);
+  for (const n of s.notices) enqueue.emit(n);
+});
+
+const breakerIs =
+  (state: "closed" | "open" | "halfOpen") =>
+  ({ context }: { context: ScopeContext }) =>
+    (context.breaker?.state ?? "closed") === state;
+
+export const scopeMachine = setup({
+  types: {
+    context: {} as ScopeContext,
+    events: {} as ScopeEvent,
+    input: {} as ScopeInput,
+    emitted: {} as ScopeNotice,
+  },
+  guards: {
+    breakerClosed: breakerIs("closed"),
+    breakerOpen: breakerIs("open"),
+    breakerHalfOpen: breakerIs("halfOpen"),
+  },
+}).createMachine({
+  id: "scope",
+  context: ({ input }) => input.restore ?? scopeInit(input.scope, input.limits, input.now),
+  initial: "closed",
+  on: {
+    admit: { actions: apply },
+    settle: { actions: apply },
+    use: { actions: apply },
+    latency: { actions: apply },
+    policy: { actions: apply },
+    reset: { actions: apply },
+    tick: { actions: apply },
+  },
+  states: {
+    closed: {
+      always: [
+        { guard: "breakerOpen", target: "open" },
+        { guard: "breakerHalfOpen", target: "halfOpen" },
+      ],
+    },
+    open: {
+      always: [
+        { guard: "breakerClosed", target: "closed" },
+        { guard: "breakerHalfOpen", target: "halfOpen" },
+      ],
+    },
+    halfOpen: {
+      always: [
+        { guard: "breakerClosed", target: "closed" },
+        { guard: "breakerOpen", target: "open" },
+      ],
+    },
+  },
+});
+
+export type ScopeMachine = typeof scopeMachine;

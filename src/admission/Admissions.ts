@@ -1,0 +1,487 @@
+import { Subject } from "rxjs";
+import { DEFAULT_JITTER, DEFAULT_LEASE_TTL_MS, type PolicyDocument } from "../../machines/policy.js";
+import { type Demand, type LimitInfo, type Outcome, type ResetWhat, type ScopeVerdict, type Usage, scopeCheck } from "../../machines/scope.js";
+import type { Clock } from "../clock.js";
+import type { Decision, DecisionEvent, ReportAck } from "../protocol/decision.js";
+import { badRequest, unavailable } from "../protocol/errors.js";
+import type { AdmitRequest, Report } from "../protocol/schemas.js";
+import type { ScopeActor, ScopeRegistry } from "../registry/ScopeRegistry.js";
+import { type LeaseRecord, LeaseTable } from "./LeaseTable.js";
+import { type Waiter, Waiters } from "./Waiters.js";
+
+/** Defaults of {@link AdmissionsOptions}. */
+export const DEFAULT_ADMISSIONS = {
+  /** Most admissions waiting in the queue at once; past it: `unavailable`. */
+  maxWaiters: 10_000,
+  /** Most live leases; past it: `unavailable`. */
+  maxLeases: 1_000_000,
+  /** Most remembered idempotency ids. */
+  maxRecent: 1_000_000,
+  /** Most scopes one admission may count against (named plus parents). */
+  maxScopesPerAdmission: 32,
+} as const;
+
+export interface AdmissionsOptions {
+  registry: ScopeRegistry;
+  clock: Clock;
+  /** Source of jitter; inject a seeded one in tests. Default Math.random. */
+  random?: () => number;
+  maxWaiters?: number;
+  maxLeases?: number;
+  maxRecent?: number;
+}
+
+/** A report as applied, for the latency pipelines and metrics. */
+export interface AppliedReport {
+  at: number;
+  key: string;
+  model: string;
+  outcome: Outcome;
+  tokens: number;
+  cost: number;
+  ttftMs?: number;
+  itlMs?: number;
+  latencyMs?: number;
+  status: ReportAck["status"];
+}
+
+type Attempt =
+  | { admitted: true; decision: Extract<Decision, { decision: "admit" }> }
+  | { admitted: false; decision: Extract<Decision, { decision: "reject" }>; exactRetryAfterMs?: number; canFreeAnytime: boolean };
+
+interface Remembered {
+  until: number;
+  value: Decision | Promise<Decision>;
+}
+
+/**
+ * Admissions and reports against the scope actors. Everything here runs
+ * synchronously within one turn of the event loop per request, so the check of
+ * every scope and the commit to every scope see the same state: an admission
+ * passes only if every scope it names admits, and a refusal by one scope leaves
+ * no trace in the others.
+ */
+export class Admissions {
+  /** Every decision made, as published on `<p>.decisions.…`. */
+  readonly decisions = new Subject<DecisionEvent>();
+  /** Every report applied (not repeats). */
+  readonly reports = new Subject<AppliedReport>();
+
+  readonly leases = new LeaseTable();
+  private readonly waiters: Waiters;
+  private readonly recent = new Map<string, Remembered>();
+  private readonly registry: ScopeRegistry;
+  private readonly clock: Clock;
+  private readonly random: () => number;
+  private readonly maxLeases: number;
+  private readonly maxRecent: number;
+  private readonly leasePrefix: string;
+  private leaseSeq = 0;
+  private wakeTimer: unknown = undefined;
+  private wakeAt = Number.POSITIVE_INFINITY;
+  private expiryTimer: unknown = undefined;
+  private expiryAt = Number.POSITIVE_INFINITY;
+  private holds = new Set<unknown>();
+  private processing = false;
+  private closed = false;
+
+  constructor(opts: AdmissionsOptions) {
+    this.registry = opts.registry;
+    this.clock = opts.clock;
+    this.random = opts.random ?? Math.random;
+    this.waiters = new Waiters(opts.maxWaiters ?? DEFAULT_ADMISSIONS.maxWaiters);
+    this.maxLeases = opts.maxLeases ?? DEFAULT_ADMISSIONS.maxLeases;
+    this.maxRecent = opts.maxRecent ?? DEFAULT_ADMISSIONS.maxRecent;
+    this.leasePrefix = `L-${Math.floor(this.random() * 36 ** 6).toString(36).padStart(6, "0")}-`;
+  }
+
+  private get policy(): PolicyDocument {
+    return this.registry.policy;
+  }
+
+  private get leaseTtlMs(): number {
+    return this.policy.leaseTtlMs ?? DEFAULT_LEASE_TTL_MS;
+  }
+
+  /** Number of admissions waiting in the queue. */
+  get waiting(): number {
+    return this.waiters.size;
+  }
+
+  /** Decide an admission: at once, or (with `waitMs`) once there is room or the wait runs out. */
+  admit(req: AdmitRequest): Decision | Promise<Decision> {
+    if (this.closed) throw unavailable("sluice is shutting down");
+    const now = this.clock.now();
+    this.expireDue(now);
+    const idKey = req.id === undefined ? undefined : `${req.key}\u0000${req.id}`;
+    if (idKey !== undefined) {
+      const hit = this.recent.get(idKey);
+      if (hit && hit.until > now) return hit.value;
+    }
+    const scopes = this.resolveScopes(req);
+    const blocker = this.waiters.blocks(scopes);
+    const attempt = blocker ? undefined : this.attempt(req, scopes, now);
+
+    if (attempt?.admitted) {
+      const value = this.deliver(req, attempt.decision, now);
+      this.remember(idKey, value, now + this.leaseTtlMs, now);
+      return value;
+    }
+    const mayWait =
+      req.waitMs > 0 &&
+      (attempt === undefined ||
+        attempt.canFreeAnytime ||
+        (attempt.exactRetryAfterMs !== undefined && attempt.exactRetryAfterMs <= req.waitMs));
+    if (mayWait) {
+      if (this.waiters.full) throw unavailable("too many admissions waiting");
+      const promise = new Promise<Decision>((resolve) => {
+        this.waiters.add({ req, scopes, deadline: now + req.waitMs, resolve, last: attempt?.decision ?? blocker?.last });
+      });
+      this.remember(idKey, promise, now + this.leaseTtlMs, now);
+      this.scheduleWake(attempt?.exactRetryAfterMs !== undefined ? now + attempt.exactRetryAfterMs : now + req.waitMs);
+      return promise;
+    }
+    const decision = attempt?.decision ?? this.queuedRefusal(blocker!, now);
+    this.publish(req, decision, now);
+    // A refusal is repeated for the same id only while it would be the same anyway.
+    this.remember(idKey, decision, now + ((decision.decision === "reject" ? decision.retryAfterMs : undefined) ?? this.leaseTtlMs), now);
+    return decision;
+  }
+
+  /** Apply a report once per lease; usage of unknown leases is still counted. */
+  report(rep: Report): ReportAck {
+    if (this.closed) throw unavailable("sluice is shutting down");
+    const now = this.clock.now();
+    this.expireDue(now);
+    const rec = rep.lease !== undefined ? this.leases.get(rep.lease) : undefined;
+    if (rec) {
+      if ((rep.key !== undefined && rep.key !== rec.key) || (rep.model !== undefined && rep.model !== rec.model)) {
+        throw badRequest("lease: belongs to another key or model");
+      }
+      const actual = this.actualOf(rep, rec.estimate);
+      this.settle(rec, { outcome: rep.outcome, actual, retryAfterMs: rep.retryAfterMs }, now);
+      this.leases.settle(rec, true, now + this.leaseTtlMs);
+      this.emitReport(rep, rec.key, rec.model, actual, "applied", now);
+      this.processWaiters();
+      return { ok: true, status: "applied" };
+    }
+    const tomb = rep.lease !== undefined ? this.leases.tombstone(rep.lease) : undefined;
+    if (tomb?.reported) return { ok: true, status: "duplicate" };
+    if (tomb) {
+      // Expired unreported, already settled at its estimate: apply only the difference.
+      const r = tomb.record;
+      if ((rep.key !== undefined && rep.key !== r.key) || (rep.model !== undefined && rep.model !== r.model)) {
+        throw badRequest("lease: belongs to another key or model");
+      }
+      const actual = this.actualOf(rep, r.estimate);
+      const delta: Usage = { tokens: actual.tokens - r.estimate.tokens, cost: actual.cost - r.estimate.cost, requests: 0 };
+      for (const s of r.scopes) this.actorFor(s).send({ type: "use", usage: delta, now });
+      this.leases.bury(rep.lease!, { reported: true, record: r, until: now + this.leaseTtlMs });
+      this.emitReport(rep, r.key, r.model, actual, "late", now);
+      this.processWaiters();
+      return { ok: true, status: "late" };
+    }
+    if (rep.key === undefined || rep.model === undefined) {
+      throw badRequest("lease: unknown or long expired; name key and model so that the usage is counted");
+    }
+    const usage: Usage = { tokens: rep.tokens ?? 0, cost: rep.cost ?? 0, requests: 1 };
+    const scopes = this.resolveScopes({ key: rep.key, model: rep.model, scopes: {} });
+    for (const s of scopes) this.actorFor(s).send({ type: "use", usage, now });
+    if (rep.lease !== undefined) {
+      const record: LeaseRecord = {
+        id: rep.lease, key: rep.key, model: rep.model, scopes, held: [], probes: [],
+        estimate: usage, admittedAt: now, expiresAt: now,
+      };
+      this.leases.bury(rep.lease, { reported: true, record, until: now + this.leaseTtlMs });
+    }
+    this.emitReport(rep, rep.key, rep.model, usage, "orphan", now);
+    return { ok: true, status: "orphan" };
+  }
+
+  /** An operator reset of one scope. */
+  reset(scope: string, what: ResetWhat): void {
+    const actor = this.registry.peek(scope);
+    if (actor) actor.send({ type: "reset", what, now: this.clock.now() });
+    this.processWaiters();
+  }
+
+  /** A new policy reached the registry: queued callers may fit now. */
+  policyChanged(): void {
+    this.processWaiters();
+  }
+
+  /** Settle every lease that expired by `now` at its estimate, freeing its slots. */
+  expireDue(now = this.clock.now()): void {
+    let any = false;
+    for (const rec of this.leases.due(now)) {
+      any = true;
+      this.settle(rec, { outcome: "expired", actual: rec.estimate }, now);
+      this.leases.settle(rec, false, now + this.leaseTtlMs);
+    }
+    this.leases.pruneTombstones(now);
+    if (any) this.processWaiters();
+    this.armExpiry();
+  }
+
+  /** Refuse all waiting callers `unavailable`-style and stop every timer. */
+  close(): void {
+    this.closed = true;
+    const now = this.clock.now();
+    for (const w of this.waiters.inOrder()) {
+      this.waiters.remove(w);
+      const d: Decision = { decision: "reject", reason: "rate_limited", scope: w.scopes[0]!, retryAfterMs: 1000, limits: [] };
+      w.resolve(d);
+      this.publish(w.req, d, now);
+    }
+    if (this.wakeTimer !== undefined) this.clock.clearTimeout(this.wakeTimer);
+    if (this.expiryTimer !== undefined) this.clock.clearTimeout(this.expiryTimer);
+    for (const h of this.holds) this.clock.clearTimeout(h);
+    this.holds.clear();
+    this.decisions.complete();
+    this.reports.complete();
+  }
+
+  // ---- internals ----
+
+  private actorFor(scope: string): ScopeActor {
+    const a = this.registry.peek(scope);
+    if (a) return a;
+    if (this.registry.full) throw unavailable("too many live scopes");
+    return this.registry.get(scope);
+  }
+
+  /** `key:…`, `model:…`, the named scopes, and every parent the policy declares, each once. */
+  resolveScopes(req: Pick<AdmitRequest, "key" | "model" | "scopes">): string[] {
+    const out = [`key:${req.key}`, `model:${req.model}`];
+    for (const kind in req.scopes) out.push(`${kind}:${req.scopes[kind]}`);
+    const max = DEFAULT_ADMISSIONS.maxScopesPerAdmission;
+    for (let i = 0; i < out.length; i++) {
+      const parents = this.actorFor(out[i]!).getSnapshot().context.limits.parents;
+      if (!parents) continue;
+      for (const kind in parents) {
+        const s = `${kind}:${parents[kind]}`;
+        if (!out.includes(s)) {
+          if (out.length >= max) throw badRequest(`scopes: more than ${max} scopes with parents`);
+          out.push(s);
+        }
+      }
+    }
+    return out;
+  }
+
+  private attempt(req: AdmitRequest, scopes: string[], now: number): Attempt {
+    const demand: Demand = { tokens: req.tokens, cost: req.cost, waitMs: req.waitMs };
+    const actors = scopes.map((s) => this.actorFor(s));
+    const verdicts: ScopeVerdict[] = actors.map((a) => scopeCheck(a.getSnapshot().context, demand, now));
+    const limits = verdicts.flatMap((v) => v.limits).sort(tightestFirst);
+
+    let worst = -1;
+    let worstWait: number | undefined;
+    for (let i = 0; i < verdicts.length; i++) {
+      const v = verdicts[i]!;
+      if (v.ok) continue;
+      let wait = v.retryAfterMs;
+      if (v.reason === "concurrency" && wait !== undefined) {
+        const exp = this.leases.earliestHeldExpiry(scopes[i]!);
+        wait = exp === undefined ? this.leaseTtlMs : Math.max(0, exp - now);
+      }
+      // A refusal that can never turn (no retry time) outranks all; else the longest wait.
+      if (worst < 0 || (worstWait !== undefined && (wait === undefined || wait > worstWait))) {
+        worst = i;
+        worstWait = wait;
+      }
+    }
+    if (worst >= 0) {
+      const v = verdicts[worst] as Extract<ScopeVerdict, { ok: false }>;
+      const decision: Extract<Decision, { decision: "reject" }> = { decision: "reject", reason: v.reason, scope: scopes[worst]!, limits };
+      if (worstWait !== undefined) decision.retryAfterMs = this.jitter(worstWait);
+      if (v.fallback !== undefined) decision.fallback = v.fallback;
+      const halfOpen = actors[worst]!.getSnapshot().context.breaker?.state === "halfOpen";
+      return {
+        admitted: false,
+        decision,
+        exactRetryAfterMs: worstWait,
+        canFreeAnytime: v.reason === "concurrency" || (v.reason === "circuit_open" && halfOpen),
+      };
+    }
+
+    if (this.leases.size >= this.maxLeases) throw unavailable("too many live leases");
+    const id = this.leasePrefix + (++this.leaseSeq).toString(36);
+    const held: string[] = [];
+    const probes: string[] = [];
+    let delayMs = 0;
+    for (let i = 0; i < actors.length; i++) {
+      const actor = actors[i]!;
+      const holds = actor.getSnapshot().context.limits.concurrency !== undefined;
+      if (holds) held.push(scopes[i]!);
+      actor.send({ type: "admit", demand, held: holds, now });
+      if (actor.getSnapshot().context.breaker?.state === "halfOpen") probes.push(scopes[i]!);
+      const v = verdicts[i] as Extract<ScopeVerdict, { ok: true }>;
+      if (v.delayMs > delayMs) delayMs = v.delayMs;
+    }
+    this.leases.add({
+      id, key: req.key, model: req.model, scopes, held, probes,
+      estimate: { tokens: req.tokens, cost: req.cost, requests: 1 },
+      admittedAt: now, expiresAt: now + this.leaseTtlMs,
+    });
+    this.armExpiry();
+    return { admitted: true, decision: { decision: "admit", reason: "ok", lease: id, delayMs, limits } };
+  }
+
+  /** An admitted decision: published now; with `waitMs`, sluice holds the reply through the pacing delay. */
+  private deliver(req: AdmitRequest, d: Extract<Decision, { decision: "admit" }>, now: number): Decision | Promise<Decision> {
+    const hold = req.waitMs > 0 ? Math.min(d.delayMs, req.waitMs) : 0;
+    const decision = hold > 0 ? { ...d, delayMs: d.delayMs - hold } : d;
+    this.publish(req, decision, now);
+    if (hold <= 0) return decision;
+    return new Promise<Decision>((resolve) => {
+      const h = this.clock.setTimeout(() => {
+        this.holds.delete(h);
+        resolve(decision);
+      }, hold);
+      this.holds.add(h);
+    });
+  }
+
+  private queuedRefusal(blocker: Waiter, now: number): Decision {
+    const last = blocker.last;
+    if (last && last.decision === "reject") return { ...last, limits: last.limits };
+    return { decision: "reject", reason: "rate_limited", scope: blocker.scopes[0]!, retryAfterMs: this.jitter(Math.max(1, blocker.deadline - now)), limits: [] };
+  }
+
+  /** Try waiting callers in arrival order; a caller is tried only when no earlier one waits on its scopes. */
+  private processWaiters(): void {
+    if (this.processing || this.waiters.size === 0) return;
+    this.processing = true;
+    try {
+      const now = this.clock.now();
+      const blocked = new Set<string>();
+      let wake = Number.POSITIVE_INFINITY;
+      for (const w of this.waiters.inOrder()) {
+        const isBlocked = w.scopes.some((s) => blocked.has(s));
+        if (!isBlocked) {
+          const a = this.attempt(w.req, w.scopes, now);
+          if (a.admitted) {
+            this.waiters.remove(w);
+            const remaining = Math.max(0, w.deadline - now);
+            const value = this.deliver({ ...w.req, waitMs: remaining }, a.decision, now);
+            void Promise.resolve(value).then(w.resolve);
+            continue;
+          }
+          w.last = a.decision;
+          const hopeless = !a.canFreeAnytime && (a.exactRetryAfterMs === undefined || now + a.exactRetryAfterMs > w.deadline);
+          if (hopeless || w.deadline <= now) {
+            this.waiters.remove(w);
+            this.publish(w.req, a.decision, now);
+            w.resolve(a.decision);
+            continue;
+          }
+          if (a.exactRetryAfterMs !== undefined && !a.canFreeAnytime) wake = Math.min(wake, now + Math.max(1, a.exactRetryAfterMs));
+        } else if (w.deadline <= now) {
+          this.waiters.remove(w);
+          const d = w.last ?? this.queuedRefusal(w, now);
+          this.publish(w.req, d, now);
+          w.resolve(d);
+          continue;
+        }
+        for (const s of w.scopes) blocked.add(s);
+        wake = Math.min(wake, w.deadline);
+      }
+      if (Number.isFinite(wake)) this.scheduleWake(wake);
+    } finally {
+      this.processing = false;
+    }
+  }
+
+  private scheduleWake(at: number): void {
+    if (at >= this.wakeAt && this.wakeTimer !== undefined) return;
+    if (this.wakeTimer !== undefined) this.clock.clearTimeout(this.wakeTimer);
+    this.wakeAt = at;
+    this.wakeTimer = this.clock.setTimeout(() => {
+      this.wakeTimer = undefined;
+      this.wakeAt = Number.POSITIVE_INFINITY;
+      this.expireDue();
+      this.processWaiters();
+    }, Math.max(0, at - this.clock.now()));
+  }
+
+  private armExpiry(): void {
+    const next = this.leases.nextExpiry();
+    if (next === undefined || (this.expiryTimer !== undefined && this.expiryAt <= next) || this.closed) return;
+    if (this.expiryTimer !== undefined) this.clock.clearTimeout(this.expiryTimer);
+    this.expiryAt = next;
+    this.expiryTimer = this.clock.setTimeout(() => {
+      this.expiryTimer = undefined;
+      this.expiryAt = Number.POSITIVE_INFINITY;
+      this.expireDue();
+    }, Math.max(0, next - this.clock.now()));
+  }
+
+  private settle(rec: LeaseRecord, r: { outcome: Outcome | "expired"; actual: Usage; retryAfterMs?: number }, now: number): void {
+    for (const s of rec.scopes) {
+      this.actorFor(s).send({
+        type: "settle",
+        now,
+        settlement: {
+          estimate: rec.estimate,
+          actual: r.actual,
+          outcome: r.outcome,
+          retryAfterMs: r.retryAfterMs,
+          held: rec.held.includes(s),
+          probe: rec.probes.includes(s),
+        },
+      });
+    }
+  }
+
+  private actualOf(rep: Report, estimate: Usage): Usage {
+    return { tokens: rep.tokens ?? estimate.tokens, cost: rep.cost ?? estimate.cost, requests: 1 };
+  }
+
+  private emitReport(rep: Report, key: string, model: string, u: Usage, status: ReportAck["status"], now: number): void {
+    if (!this.reports.observed) return;
+    this.reports.next({
+      at: now, key, model, outcome: rep.outcome, tokens: u.tokens, cost: u.cost,
+      ttftMs: rep.ttftMs, itlMs: rep.itlMs, latencyMs: rep.latencyMs, status,
+    });
+  }
+
+  private publish(req: AdmitRequest, d: Decision, now: number): void {
+    if (!this.decisions.observed) return;
+    const ev: DecisionEvent = {
+      ts: now, key: req.key, model: req.model, scopes: req.scopes, tokens: req.tokens, cost: req.cost,
+      decision: d.decision, reason: d.reason,
+    };
+    if (d.decision === "admit") {
+      ev.lease = d.lease;
+      ev.delayMs = d.delayMs;
+    } else {
+      ev.scope = d.scope;
+      if (d.retryAfterMs !== undefined) ev.retryAfterMs = d.retryAfterMs;
+      if (d.fallback !== undefined) ev.fallback = d.fallback;
+    }
+    this.decisions.next(ev);
+  }
+
+  private remember(idKey: string | undefined, value: Decision | Promise<Decision>, until: number, now: number): void {
+    if (idKey === undefined) return;
+    this.recent.delete(idKey);
+    this.recent.set(idKey, { until, value });
+    // Insertion order is close to expiry order: drop expired ones from the front, and the oldest past the cap.
+    for (const [k, r] of this.recent) {
+      if (r.until > now && this.recent.size <= this.maxRecent) break;
+      this.recent.delete(k);
+    }
+  }
+
+  private jitter(ms: number): number {
+    const j = this.policy.jitter ?? DEFAULT_JITTER;
+    return Math.ceil(ms * (j.min + this.random() * (j.max - j.min)));
+  }
+}
+
+function tightestFirst(a: LimitInfo, b: LimitInfo): number {
+  const ra = a.limit > 0 ? a.remaining / a.limit : 0;
+  const rb = b.limit > 0 ? b.remaining / b.limit : 0;
+  return ra - rb;
+}

@@ -1,0 +1,128 @@
+import { type Actor, type InspectionEvent, createActor } from "xstate";
+import { type PolicyDocument, effectivePolicy, parseScope, resolveLimits, type ResolvedLimits } from "../../machines/policy.js";
+import type { ScopeContext, ScopeNotice } from "../../machines/scope.js";
+import { scopeMachine } from "../../machines/scopeMachine.js";
+import type { Clock } from "../clock.js";
+
+export type ScopeActor = Actor<typeof scopeMachine>;
+
+/** Default cap on live scope actors; past it new scopes are refused `unavailable`. */
+export const DEFAULT_MAX_SCOPES = 2_000_000;
+
+export interface ScopeRegistryOptions {
+  policy: PolicyDocument;
+  clock: Clock;
+  /** Called with every state change a scope emits. */
+  onNotice?: (scope: string, notice: ScopeNotice) => void;
+  /** XState inspection observer given to every scope actor. */
+  inspect?: (event: InspectionEvent) => void;
+  /** Most live actors at once. Default {@link DEFAULT_MAX_SCOPES}. */
+  maxScopes?: number;
+}
+
+/**
+ * Holds one root XState actor per scope in use, in a Map. Root actors, not
+ * children of one parent: spawning thousands of children under one actor scales
+ * badly in XState v5.
+ */
+export class ScopeRegistry {
+  private readonly actors = new Map<string, ScopeActor>();
+  private doc: PolicyDocument;
+  private readonly maxScopes: number;
+
+  constructor(private readonly opts: ScopeRegistryOptions) {
+    this.doc = opts.policy;
+    this.maxScopes = opts.maxScopes ?? DEFAULT_MAX_SCOPES;
+  }
+
+  /** The policy document in force. */
+  get policy(): PolicyDocument {
+    return this.doc;
+  }
+
+  /** Number of live scope actors. */
+  get size(): number {
+    return this.actors.size;
+  }
+
+  /** Whether another scope actor may be created. */
+  get full(): boolean {
+    return this.actors.size >= this.maxScopes;
+  }
+
+  /** The limits the policy gives `scope`. */
+  limitsFor(scope: string): ResolvedLimits {
+    const { kind, value } = parseScope(scope);
+    return resolveLimits(effectivePolicy(this.doc, kind, value));
+  }
+
+  /** The actor of `scope`, created on first use (optionally from a persisted context). */
+  get(scope: string, restore?: ScopeContext): ScopeActor {
+    let actor = this.actors.get(scope);
+    if (actor) return actor;
+    const now = this.opts.clock.now();
+    const limits = this.limitsFor(scope);
+    const restored = restore ? this.restoreWith(restore, limits) : undefined;
+    actor = createActor(scopeMachine, {
+      id: scope,
+      input: { scope, limits, now, restore: restored },
+      inspect: this.opts.inspect,
+    });
+    const onNotice = this.opts.onNotice;
+    if (onNotice) actor.on("*", (n) => onNotice(scope, n as ScopeNotice));
+    actor.start();
+    this.actors.set(scope, actor);
+    if (restored) actor.send({ type: "policy", limits, now });
+    return actor;
+  }
+
+  private restoreWith(ctx: ScopeContext, limits: ResolvedLimits): ScopeContext {
+    // The persisted context carries the limits of its time; the policy event brings them up to date.
+    return { ...ctx, limits: ctx.limits ?? limits };
+  }
+
+  /** The actor of `scope` if it is live. */
+  peek(scope: string): ScopeActor | undefined {
+    return this.actors.get(scope);
+  }
+
+  /** The context of `scope` if it is live. */
+  context(scope: string): ScopeContext | undefined {
+    return this.actors.get(scope)?.getSnapshot().context;
+  }
+
+  /** Replace the policy; every live actor gets its new limits at once and keeps its usage. */
+  setPolicy(doc: PolicyDocument): void {
+    this.doc = doc;
+    const now = this.opts.clock.now();
+    for (const [scope, actor] of this.actors) actor.send({ type: "policy", limits: this.limitsFor(scope), now });
+  }
+
+  /** Live scopes whose name starts with `prefix`, in name order, at most `limit`. */
+  list(prefix: string, limit: number): { scopes: { scope: string; state: unknown }[]; truncated: boolean } {
+    const names: string[] = [];
+    for (const scope of this.actors.keys()) if (scope.startsWith(prefix)) names.push(scope);
+    names.sort();
+    const scopes = names.slice(0, limit).map((scope) => ({ scope, state: this.actors.get(scope)!.getSnapshot().value }));
+    return { scopes, truncated: names.length > limit };
+  }
+
+  /** Every live scope and its actor. */
+  entries(): IterableIterator<[string, ScopeActor]> {
+    return this.actors.entries();
+  }
+
+  /** Stop and forget one actor (passivation). */
+  remove(scope: string): void {
+    const actor = this.actors.get(scope);
+    if (!actor) return;
+    actor.stop();
+    this.actors.delete(scope);
+  }
+
+  /** Stop every actor. */
+  stopAll(): void {
+    for (const actor of this.actors.values()) actor.stop();
+    this.actors.clear();
+  }
+}
