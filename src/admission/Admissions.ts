@@ -81,7 +81,8 @@ export class Admissions {
   private wakeAt = Number.POSITIVE_INFINITY;
   private expiryTimer: unknown = undefined;
   private expiryAt = Number.POSITIVE_INFINITY;
-  private holds = new Set<unknown>();
+  /** Replies held through a pacing delay: timer handle → release. */
+  private holds = new Map<unknown, () => void>();
   private processing = false;
   private closed = false;
 
@@ -235,7 +236,11 @@ export class Admissions {
     }
     if (this.wakeTimer !== undefined) this.clock.clearTimeout(this.wakeTimer);
     if (this.expiryTimer !== undefined) this.clock.clearTimeout(this.expiryTimer);
-    for (const h of this.holds) this.clock.clearTimeout(h);
+    // Held replies go out now rather than never.
+    for (const [h, release] of this.holds) {
+      this.clock.clearTimeout(h);
+      release();
+    }
     this.holds.clear();
     this.decisions.complete();
     this.reports.complete();
@@ -339,7 +344,7 @@ export class Admissions {
         this.holds.delete(h);
         resolve(decision);
       }, hold);
-      this.holds.add(h);
+      this.holds.set(h, () => resolve(decision));
     });
   }
 

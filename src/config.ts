@@ -1,0 +1,101 @@
+/**
+ * The service's settings, read once from the environment, defaulted once and
+ * validated once. An error names the variable and the bad value.
+ */
+import { readFileSync } from "node:fs";
+import { credsAuthenticator, type NodeConnectionOptions } from "@nats-io/transport-node";
+import { z } from "zod";
+
+/** Defaults, with units in their names. */
+export const DEFAULT_CONFIG = {
+  prefix: "sluice",
+  logLevel: "info",
+  /** Largest admission body, bytes. */
+  maxAdmitBytes: 64 * 1024,
+  /** Largest body of any other request (batches, policies), bytes. */
+  maxBodyBytes: 1024 * 1024,
+} as const;
+
+const envSchema = z.object({
+  NATS_URL: z.string().min(1).optional(),
+  NATS_CREDS: z.string().min(1).optional(),
+  NATS_USER: z.string().min(1).optional(),
+  NATS_PASSWORD: z.string().optional(),
+  NATS_TOKEN: z.string().min(1).optional(),
+  NATS_TLS_CA: z.string().min(1).optional(),
+  NATS_TLS_CERT: z.string().min(1).optional(),
+  NATS_TLS_KEY: z.string().min(1).optional(),
+  SLUICE_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, { error: "expected subject tokens such as sluice or acme.sluice" })
+    .default(DEFAULT_CONFIG.prefix),
+  SLUICE_POLICY: z.string().min(1).optional(),
+  SLUICE_HTTP_PORT: z.coerce.number().int().min(0).max(65535).optional(),
+  SLUICE_INSPECT: z.enum(["ws", "nats"]).optional(),
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default(DEFAULT_CONFIG.logLevel),
+});
+
+/** Settings of one sluice process. */
+export interface SluiceConfig {
+  /** NATS servers from `NATS_URL` (comma-separated); absent: a local server is found or started. */
+  natsUrl?: string;
+  /** Connection options other than the servers (credentials, TLS). */
+  natsOptions: Partial<NodeConnectionOptions>;
+  /** Subject prefix, `SLUICE_PREFIX`. */
+  prefix: string;
+  /** Policy file, `SLUICE_POLICY`. */
+  policyFile?: string;
+  /** Metrics/dashboard port, `SLUICE_HTTP_PORT`. */
+  httpPort?: number;
+  /** XState inspection, `SLUICE_INSPECT`. */
+  inspect?: "ws" | "nats";
+  logLevel: string;
+}
+
+export class ConfigError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "ConfigError";
+  }
+}
+
+/** Read the settings from `env`; throws {@link ConfigError} naming the variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): SluiceConfig {
+  const r = envSchema.safeParse(env);
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    const name = String(issue.path[0]);
+    throw new ConfigError(`${name}=${JSON.stringify(env[name])}: ${issue.message}`);
+  }
+  const e = r.data;
+  const natsOptions: Partial<NodeConnectionOptions> = {};
+  if (e.NATS_CREDS) {
+    let creds: Uint8Array;
+    try {
+      creds = readFileSync(e.NATS_CREDS);
+    } catch (cause) {
+      throw new ConfigError(`NATS_CREDS=${JSON.stringify(e.NATS_CREDS)}: cannot read the credentials file`, { cause });
+    }
+    natsOptions.authenticator = credsAuthenticator(creds);
+  }
+  if (e.NATS_USER) {
+    natsOptions.user = e.NATS_USER;
+    natsOptions.pass = e.NATS_PASSWORD ?? "";
+  }
+  if (e.NATS_TOKEN) natsOptions.token = e.NATS_TOKEN;
+  if (e.NATS_TLS_CA || e.NATS_TLS_CERT || e.NATS_TLS_KEY) {
+    if ((e.NATS_TLS_CERT === undefined) !== (e.NATS_TLS_KEY === undefined)) {
+      throw new ConfigError("NATS_TLS_CERT and NATS_TLS_KEY: give both or neither");
+    }
+    natsOptions.tls = { caFile: e.NATS_TLS_CA, certFile: e.NATS_TLS_CERT, keyFile: e.NATS_TLS_KEY };
+  }
+  return {
+    natsUrl: e.NATS_URL,
+    natsOptions,
+    prefix: e.SLUICE_PREFIX,
+    policyFile: e.SLUICE_POLICY,
+    httpPort: e.SLUICE_HTTP_PORT,
+    inspect: e.SLUICE_INSPECT,
+    logLevel: e.LOG_LEVEL,
+  };
+}

@@ -1,0 +1,102 @@
+/**
+ * `npm start`: run sluice. Connects to NATS_URL, or to a nats-server on
+ * 127.0.0.1:4222, or starts a local one; serves until SIGTERM/SIGINT, then
+ * answers `unavailable`, drains NATS, stops the actors and exits 0.
+ */
+import { readFileSync } from "node:fs";
+import { connect } from "@nats-io/transport-node";
+import { ConfigError, loadConfig } from "./config.js";
+import { createLogger } from "./log.js";
+import { isSluiceRequestError } from "./protocol/errors.js";
+import { EMPTY_POLICY, parsePolicy } from "./protocol/policySchema.js";
+import { SluiceService } from "./service/SluiceService.js";
+import { NatsServerMissingError, ensureNats } from "./transport/localNats.js";
+
+function fail(line: string, code: number): never {
+  // One clear line for a human at a terminal; the structured log has the rest.
+  process.stderr.write(`sluice: ${line}\n`);
+  process.exit(code);
+}
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (e) {
+    if (e instanceof ConfigError) fail(e.message, 2);
+    throw e;
+  }
+  const logger = createLogger({ level: config.logLevel });
+
+  let policy = EMPTY_POLICY;
+  if (config.policyFile) {
+    let text: string;
+    try {
+      text = readFileSync(config.policyFile, "utf8");
+    } catch (e) {
+      fail(`SLUICE_POLICY=${config.policyFile}: cannot read (${(e as Error).message})`, 2);
+    }
+    try {
+      policy = parsePolicy(JSON.parse(text));
+    } catch (e) {
+      if (e instanceof SyntaxError) fail(`SLUICE_POLICY=${config.policyFile}: not valid JSON (${e.message})`, 2);
+      if (isSluiceRequestError(e)) fail(`SLUICE_POLICY=${config.policyFile}: ${e.message}`, 2);
+      throw e;
+    }
+  } else {
+    logger.warn("no SLUICE_POLICY: running with no limits; set one or use admin.policy.set");
+  }
+
+  let local;
+  try {
+    local = await ensureNats({ configured: config.natsUrl, logger });
+  } catch (e) {
+    if (e instanceof NatsServerMissingError) fail(e.message, 1);
+    throw e;
+  }
+
+  const nc = await connect({
+    servers: local.servers.split(",").map((s) => s.trim()),
+    name: "sluice",
+    // Survive NATS restarts: the client's default gives up after 10 attempts.
+    maxReconnectAttempts: -1,
+    ...config.natsOptions,
+  });
+  logger.info({ server: nc.getServer(), prefix: config.prefix }, "connected to NATS");
+  void (async () => {
+    for await (const s of nc.status()) logger.info({ status: s.type }, "NATS connection status");
+  })();
+
+  const service = await SluiceService.start({ nc, policy, prefix: config.prefix, logger });
+
+  let shuttingDown = false;
+  const shutdown = async (signal: string) => {
+    if (shuttingDown) return;
+    shuttingDown = true;
+    logger.info({ signal }, "shutting down");
+    try {
+      await service.stop();
+      await nc.drain();
+      await local.stop();
+      logger.flush();
+      process.exit(0);
+    } catch (err) {
+      logger.error({ err }, "unclean shutdown");
+      logger.flush();
+      process.exit(1);
+    }
+  };
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+  nc.closed().then((err) => {
+    if (!shuttingDown) {
+      logger.error({ err }, "NATS connection closed");
+      void local.stop().finally(() => process.exit(1));
+    }
+  });
+}
+
+main().catch((err) => {
+  process.stderr.write(`sluice: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,265 @@
+/**
+ * sluice on NATS: every endpoint is an RxJS pipeline — message → decode →
+ * validate → scope actors → decision → reply — and every decision and scope
+ * state change is published as an event.
+ */
+import type { NatsConnection } from "@nats-io/transport-node";
+import { type Service, type ServiceMsg, Svcm } from "@nats-io/services";
+import { type SchedulerLike, type Subscription, asyncScheduler, map } from "rxjs";
+import type { InspectionEvent } from "xstate";
+import { type PolicyDocument, parseScope } from "../../machines/policy.js";
+import { latencyOver, type ScopeNotice } from "../../machines/scope.js";
+import { Admissions } from "../admission/Admissions.js";
+import { type Clock, systemClock } from "../clock.js";
+import { DEFAULT_CONFIG } from "../config.js";
+import { type Logger, silentLogger } from "../log.js";
+import { latencyAverages } from "../pipelines/latencyAverages.js";
+import { fromEndpoint } from "../pipelines/fromEndpoint.js";
+import type { Decision, DecisionEvent } from "../protocol/decision.js";
+import { SluiceRequestError, badRequest, unavailable } from "../protocol/errors.js";
+import { parsePolicy } from "../protocol/policySchema.js";
+import {
+  MAX_BATCH,
+  admitRequestSchema,
+  describeZodError,
+  inspectRequestSchema,
+  parseOrThrow,
+  reportSchema,
+  resetRequestSchema,
+} from "../protocol/schemas.js";
+import { encodeSubjectToken } from "../protocol/subjectToken.js";
+import { ScopeRegistry } from "../registry/ScopeRegistry.js";
+import { decodeBody, replyError, replyJson } from "../transport/messages.js";
+import { inspectScope } from "./inspectView.js";
+
+/** Version reported by NATS micro discovery. */
+export const SLUICE_VERSION = "0.1.0";
+
+export interface SluiceServiceOptions {
+  nc: NatsConnection;
+  policy: PolicyDocument;
+  /** Subject prefix. Default `sluice`. */
+  prefix?: string;
+  clock?: Clock;
+  /** Scheduler for the averages' decay ticks; must read the same time as `clock`. */
+  scheduler?: SchedulerLike;
+  logger?: Logger;
+  /** Jitter source. Default Math.random. */
+  random?: () => number;
+  /** XState inspection observer for every scope actor. */
+  inspect?: (event: InspectionEvent) => void;
+  maxAdmitBytes?: number;
+  maxBodyBytes?: number;
+  maxWaiters?: number;
+  maxScopes?: number;
+}
+
+/** A running sluice service. */
+export class SluiceService {
+  readonly registry: ScopeRegistry;
+  readonly admissions: Admissions;
+  readonly prefix: string;
+  private readonly nc: NatsConnection;
+  private readonly clock: Clock;
+  private readonly logger: Logger;
+  private readonly subs: Subscription[] = [];
+  private readonly modelTokens = new Map<string, string>();
+  private readonly warned = new Set<string>();
+  private readonly errorCounts = new Map<string, Map<string, number>>();
+  private service?: Service;
+  private stopping = false;
+  private inFlight = 0;
+  private idle?: () => void;
+
+  private constructor(private readonly opts: SluiceServiceOptions) {
+    this.nc = opts.nc;
+    this.prefix = opts.prefix ?? DEFAULT_CONFIG.prefix;
+    this.clock = opts.clock ?? systemClock;
+    this.logger = opts.logger ?? silentLogger;
+    this.registry = new ScopeRegistry({
+      policy: opts.policy,
+      clock: this.clock,
+      inspect: opts.inspect,
+      maxScopes: opts.maxScopes,
+      onNotice: (scope, n) => this.publishNotice(scope, n),
+    });
+    this.admissions = new Admissions({ registry: this.registry, clock: this.clock, random: opts.random, maxWaiters: opts.maxWaiters });
+  }
+
+  /** Start the endpoints and pipelines; resolves once NATS has the subscriptions. */
+  static async start(opts: SluiceServiceOptions): Promise<SluiceService> {
+    const s = new SluiceService(opts);
+    await s.begin();
+    return s;
+  }
+
+  private async begin(): Promise<void> {
+    const p = this.prefix;
+    const svc = await new Svcm(this.nc).add({
+      name: "sluice",
+      version: SLUICE_VERSION,
+      description: "admission control for rate-limited upstream APIs",
+      queue: "sluice",
+      // The micro library counts only thrown errors; ours are replies, so they are counted here, by code.
+      statsHandler: (ep) => Promise.resolve({ errors: Object.fromEntries(this.errorCounts.get(ep.name) ?? []) }),
+    });
+    this.service = svc;
+    const maxAdmit = this.opts.maxAdmitBytes ?? DEFAULT_CONFIG.maxAdmitBytes;
+    const maxBody = this.opts.maxBodyBytes ?? DEFAULT_CONFIG.maxBodyBytes;
+
+    this.serve(svc, "admit", `${p}.admit`, (msg) => this.admissions.admit(parseOrThrow(admitRequestSchema, decodeBody(msg, maxAdmit))));
+    this.serve(svc, "admit-batch", `${p}.admit.batch`, (msg) => this.admitBatch(decodeBody(msg, maxBody)));
+    this.serve(svc, "report", `${p}.report`, (msg) => this.admissions.report(parseOrThrow(reportSchema, decodeBody(msg, maxAdmit))));
+    this.serve(svc, "inspect", `${p}.inspect`, (msg) => this.inspect(decodeBody(msg, maxAdmit)));
+    this.serve(svc, "policy-get", `${p}.admin.policy.get`, () => this.registry.policy);
+    this.serve(svc, "policy-set", `${p}.admin.policy.set`, (msg) => {
+      const doc = parsePolicy(decodeBody(msg, maxBody));
+      this.registry.setPolicy(doc);
+      this.admissions.policyChanged();
+      this.logger.info({ kinds: Object.keys(doc.scopes) }, "policy replaced");
+      return { ok: true };
+    });
+    this.serve(svc, "reset", `${p}.admin.reset`, (msg) => {
+      const r = parseOrThrow(resetRequestSchema, decodeBody(msg, maxAdmit));
+      this.admissions.reset(r.scope, r.what);
+      this.logger.info({ scope: r.scope, what: r.what }, "scope reset");
+      return { ok: true };
+    });
+
+    this.subs.push(this.admissions.decisions.subscribe((ev) => this.publishDecision(ev)));
+    this.subs.push(
+      latencyAverages(
+        this.admissions.reports,
+        (model) => this.registry.context(`model:${model}`)?.limits.latency?.tauMs,
+        this.opts.scheduler ?? asyncScheduler,
+      ).subscribe((u) => {
+        const actor = this.registry.peek(`model:${u.model}`);
+        if (!actor) return;
+        const now = this.clock.now();
+        actor.send({ type: "latency", ttft: u.ttft, itl: u.itl, now });
+        this.warnNearThreshold(u.model, now);
+      }),
+    );
+    await this.nc.flush();
+    this.logger.info({ prefix: p }, "sluice is serving");
+  }
+
+  /**
+   * One endpoint as a pipeline: each message is handled synchronously where it
+   * can be (a decision is a value, not a promise), replies in arrival order, and
+   * nothing a client sends can end the stream.
+   */
+  private serve(svc: Service, name: string, subject: string, handle: (msg: ServiceMsg) => unknown): void {
+    const sub = fromEndpoint(svc, name, subject)
+      .pipe(
+        map((msg) => {
+          if (this.stopping) return { msg, result: undefined, error: unavailable("sluice is shutting down") };
+          try {
+            return { msg, result: handle(msg), error: undefined };
+          } catch (error) {
+            return { msg, result: undefined, error };
+          }
+        }),
+      )
+      .subscribe({
+        next: ({ msg, result, error }) => {
+          if (error !== undefined) this.fail(name, msg, error);
+          else if (result instanceof Promise) {
+            this.inFlight++;
+            result
+              .then((v) => replyJson(msg, v), (e) => this.fail(name, msg, e))
+              .finally(() => {
+                if (--this.inFlight === 0) this.idle?.();
+              });
+          } else replyJson(msg, result);
+        },
+        error: (err) => this.logger.error({ err, endpoint: name }, "endpoint subscription failed"),
+      });
+    this.subs.push(sub);
+  }
+
+  private fail(endpoint: string, msg: ServiceMsg, error: unknown): void {
+    const code = error instanceof SluiceRequestError ? error.code : "internal";
+    let counts = this.errorCounts.get(endpoint);
+    if (!counts) this.errorCounts.set(endpoint, (counts = new Map()));
+    counts.set(code, (counts.get(code) ?? 0) + 1);
+    replyError(msg, error, this.logger);
+  }
+
+  private admitBatch(body: unknown): Promise<unknown[]> | unknown[] {
+    if (!Array.isArray(body)) throw badRequest("body: expected an array of admission requests");
+    if (body.length > MAX_BATCH) throw new SluiceRequestError("too_large", `body: ${body.length} requests, at most ${MAX_BATCH}`);
+    let waiting = false;
+    const out: unknown[] = body.map((item, i) => {
+      const r = admitRequestSchema.safeParse(item);
+      if (!r.success) return { error: { code: "bad_request", message: `[${i}].${describeZodError(r.error)}` } };
+      try {
+        const d = this.admissions.admit(r.data);
+        if (d instanceof Promise) waiting = true;
+        return d;
+      } catch (e) {
+        if (e instanceof SluiceRequestError) return e.toReply();
+        throw e;
+      }
+    });
+    return waiting ? Promise.all(out) : out;
+  }
+
+  private inspect(body: unknown): unknown {
+    const req = parseOrThrow(inspectRequestSchema, body);
+    if ("scope" in req) {
+      if (!req.scope.includes(":")) throw badRequest('scope: expected "kind:value"');
+      return inspectScope(req.scope, this.registry.peek(req.scope), this.registry.policy, this.clock.now());
+    }
+    return this.registry.list(req.list, req.limit ?? 1000);
+  }
+
+  private publishDecision(ev: DecisionEvent): void {
+    let token = this.modelTokens.get(ev.model);
+    if (token === undefined) {
+      token = encodeSubjectToken(ev.model);
+      if (this.modelTokens.size < 100_000) this.modelTokens.set(ev.model, token);
+    }
+    this.safePublish(`${this.prefix}.decisions.${ev.decision}.${token}`, JSON.stringify(ev));
+  }
+
+  private publishNotice(scope: string, n: ScopeNotice): void {
+    const { kind, value } = parseScope(scope);
+    const body = { ...n, ts: this.clock.now(), scope };
+    this.logger.info({ scope, event: n.type }, "scope state changed");
+    this.safePublish(`${this.prefix}.events.${kind}.${encodeSubjectToken(value)}`, JSON.stringify(body));
+  }
+
+  private safePublish(subject: string, body: string): void {
+    try {
+      this.nc.publish(subject, body);
+    } catch (err) {
+      // A closed or draining connection must not take the decision path down with it.
+      this.logger.debug({ err, subject }, "event not published");
+    }
+  }
+
+  private warnNearThreshold(model: string, now: number): void {
+    const ctx = this.registry.context(`model:${model}`);
+    if (!ctx) return;
+    const near = latencyOver(ctx, now, 0.9);
+    if (near && !this.warned.has(model)) {
+      this.warned.add(model);
+      this.logger.warn({ model }, "latency average above 90% of its threshold");
+    } else if (!near) this.warned.delete(model);
+  }
+
+  /** Answer `unavailable` from now on, settle waiting callers, stop the endpoints and every actor. */
+  async stop(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    this.admissions.close();
+    if (this.inFlight > 0) await new Promise<void>((resolve) => (this.idle = resolve));
+    await this.service?.stop().catch((err) => this.logger.warn({ err }, "service stop failed"));
+    for (const s of this.subs) s.unsubscribe();
+    this.registry.stopAll();
+    this.logger.info("sluice stopped");
+  }
+}
+
+export type { Decision };

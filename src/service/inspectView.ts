@@ -1,0 +1,45 @@
+import { type PolicyDocument, effectivePolicy, parseScope } from "../../machines/policy.js";
+import { latencyView, type ScopeContext } from "../../machines/scope.js";
+import { bucketLevel } from "../../machines/tokenBucket.js";
+import type { ScopeActor } from "../registry/ScopeRegistry.js";
+
+/**
+ * The reply to `<p>.inspect` for one scope: the actor's state value and context
+ * as JSON, the policy that applies, and figures derived at `now` (bucket levels,
+ * budget usage and next reset, latency averages) so nobody has to redo the maths.
+ */
+export function inspectScope(scope: string, actor: ScopeActor | undefined, policy: PolicyDocument, now: number): Record<string, unknown> {
+  const { kind, value } = parseScope(scope);
+  const effective = effectivePolicy(policy, kind, value);
+  if (!actor) return { scope, live: false, policy: effective };
+  // Bring time-driven changes (resets, cooldowns) into the snapshot before showing it.
+  actor.send({ type: "tick", now });
+  const snap = actor.getSnapshot();
+  return { scope, live: true, state: snap.value, context: snap.context, policy: effective, view: derivedView(snap.context, now) };
+}
+
+function derivedView(ctx: ScopeContext, now: number): Record<string, unknown> {
+  const view: Record<string, unknown> = {};
+  const buckets: Record<string, unknown> = {};
+  for (const b of ctx.limits.buckets) {
+    const s = ctx.buckets[b.kind];
+    buckets[b.kind] = { limit: b.limit, burst: b.burst, remaining: s ? Math.floor(bucketLevel(s, b, now)) : b.burst };
+  }
+  if (ctx.limits.buckets.length > 0) view.buckets = buckets;
+  if (ctx.limits.concurrency !== undefined) view.concurrency = { limit: ctx.limits.concurrency, held: ctx.held };
+  if (ctx.budget && ctx.limits.budget) {
+    view.budget = {
+      unit: ctx.limits.budget.unit ?? "cost",
+      limit: ctx.limits.budget.limit,
+      used: ctx.budget.used,
+      reserved: ctx.budget.reserved,
+      remaining: Math.max(0, ctx.limits.budget.limit - ctx.budget.used - ctx.budget.reserved),
+      periodStart: new Date(ctx.budget.periodStart).toISOString(),
+      nextReset: ctx.budget.resetAt === null ? null : new Date(ctx.budget.resetAt).toISOString(),
+    };
+  }
+  if (ctx.breaker) view.breaker = ctx.breaker.state;
+  if (ctx.pacing) view.pacing = { intervalMs: ctx.pacing.intervalMs, delayMs: Math.max(0, Math.ceil(ctx.pacing.nextSlotAt - now)) };
+  if (ctx.limits.latency) view.latency = { ...latencyView(ctx, now), overloaded: ctx.overloaded };
+  return view;
+}

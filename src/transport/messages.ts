@@ -1,0 +1,44 @@
+import type { ServiceMsg } from "@nats-io/services";
+import { isSluiceRequestError, SluiceRequestError } from "../protocol/errors.js";
+import type { Logger } from "../log.js";
+
+const decoder = new TextDecoder("utf-8", { fatal: true });
+const encoder = new TextEncoder();
+
+/** Parse a message body as JSON; an empty body reads as `{}`. Throws `bad_request` / `too_large`. */
+export function decodeBody(msg: { data: Uint8Array }, maxBytes: number): unknown {
+  const data = msg.data;
+  if (data.length > maxBytes) throw new SluiceRequestError("too_large", `body: ${data.length} bytes, at most ${maxBytes}`);
+  if (data.length === 0) return {};
+  let text: string;
+  try {
+    text = decoder.decode(data);
+  } catch {
+    throw new SluiceRequestError("bad_request", "body: not valid UTF-8");
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new SluiceRequestError("bad_request", "body: not valid JSON");
+  }
+}
+
+/** Answer with a JSON body (no-op for a message sent without a reply subject). */
+export function replyJson(msg: ServiceMsg, value: unknown): void {
+  if (!msg.reply) return;
+  msg.respond(encoder.encode(JSON.stringify(value)));
+}
+
+/**
+ * Answer with an error reply: the JSON body `{ error: { code, message } }` and the
+ * NATS micro headers. Unexpected errors are logged and answered `internal`.
+ */
+export function replyError(msg: ServiceMsg, err: unknown, logger: Logger): void {
+  const e = isSluiceRequestError(err) ? err : new SluiceRequestError("internal", "internal error", { cause: err });
+  if (!isSluiceRequestError(err)) logger.error({ err, subject: msg.subject }, "request failed");
+  if (!msg.reply) {
+    logger.debug({ subject: msg.subject, code: e.code, message: e.message }, "refused a message sent without reply subject");
+    return;
+  }
+  msg.respondError(e.status, e.message, encoder.encode(JSON.stringify(e.toReply())));
+}
