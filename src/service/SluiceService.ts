@@ -101,7 +101,7 @@ export class SluiceService {
       description: "admission control for rate-limited upstream APIs",
       queue: "sluice",
       // The micro library counts only thrown errors; ours are replies, so they are counted here, by code.
-      statsHandler: (ep) => Promise.resolve({ errors: Object.fromEntries(this.errorCounts.get(ep.name) ?? []) }),
+      statsHandler: (ep) => Promise.resolve({ errors: Object.fromEntries(this.errorCounts.get(ep.subject) ?? []) }),
     });
     this.service = svc;
     const maxAdmit = this.opts.maxAdmitBytes ?? DEFAULT_CONFIG.maxAdmitBytes;
@@ -163,11 +163,11 @@ export class SluiceService {
       )
       .subscribe({
         next: ({ msg, result, error }) => {
-          if (error !== undefined) this.fail(name, msg, error);
+          if (error !== undefined) this.fail(subject, msg, error);
           else if (result instanceof Promise) {
             this.inFlight++;
             result
-              .then((v) => replyJson(msg, v), (e) => this.fail(name, msg, e))
+              .then((v) => replyJson(msg, v), (e) => this.fail(subject, msg, e))
               .finally(() => {
                 if (--this.inFlight === 0) this.idle?.();
               });
@@ -178,10 +178,10 @@ export class SluiceService {
     this.subs.push(sub);
   }
 
-  private fail(endpoint: string, msg: ServiceMsg, error: unknown): void {
+  private fail(subject: string, msg: ServiceMsg, error: unknown): void {
     const code = error instanceof SluiceRequestError ? error.code : "internal";
-    let counts = this.errorCounts.get(endpoint);
-    if (!counts) this.errorCounts.set(endpoint, (counts = new Map()));
+    let counts = this.errorCounts.get(subject);
+    if (!counts) this.errorCounts.set(subject, (counts = new Map()));
     counts.set(code, (counts.get(code) ?? 0) + 1);
     replyError(msg, error, this.logger);
   }
