@@ -4,7 +4,7 @@
  * policy in force stays as it was.
  */
 import { z } from "zod";
-import type { PolicyDocument } from "../../machines/policy.js";
+import { type PolicyDocument, type ScopePolicy, effectivePolicy } from "../../machines/policy.js";
 import { describeZodError, scopeKindSchema } from "./schemas.js";
 import { badRequest } from "./errors.js";
 
@@ -79,10 +79,12 @@ type FieldName = keyof typeof scopeFields;
 const optionalFields = Object.fromEntries(Object.entries(scopeFields).map(([k, v]) => [k, v.optional()])) as {
   [K in FieldName]: z.ZodOptional<(typeof scopeFields)[K]>;
 };
-// An override may remove a default limit with null.
-const nullableFields = Object.fromEntries(Object.entries(scopeFields).map(([k, v]) => [k, v.nullable().optional()])) as {
-  [K in FieldName]: z.ZodOptional<z.ZodNullable<(typeof scopeFields)[K]>>;
-};
+// An override may remove a default limit with null, and may give only some fields of a nested
+// object (they merge one level deep over the default); the merged result is validated in full below.
+const loose = (o: z.ZodType) => z.record(z.string(), z.unknown(), { error: "expected an object" }).or(o);
+const nullableFields = Object.fromEntries(
+  Object.entries(scopeFields).map(([k, v]) => [k, (["budget", "breaker", "adaptive", "latency"].includes(k) ? loose(v) : v).nullable().optional()]),
+) as unknown as { [K in FieldName]: z.ZodOptional<z.ZodNullable<z.ZodType>> };
 
 const scopePolicy = z.strictObject(optionalFields);
 const scopeOverride = z.strictObject(nullableFields);
@@ -102,16 +104,26 @@ export const policySchema = z.strictObject({
   ),
 });
 
-// The schema and the machines' types describe the same document.
-type Parsed = z.output<typeof policySchema>;
-const _check: (p: Parsed) => PolicyDocument = (p) => p;
+// The schema and the machines' types describe the same scope policy.
+const _check: (p: z.output<typeof scopePolicy>) => ScopePolicy = (p) => p;
 void _check;
 
 /** Validate a policy document; throws `bad_request` naming the first bad field. */
 export function parsePolicy(doc: unknown): PolicyDocument {
   const r = policySchema.safeParse(doc);
   if (!r.success) throw badRequest(`policy: ${describeZodError(r.error)}`);
-  return r.data;
+  // Overrides were checked loosely above; the merge check below completes them.
+  const parsed = r.data as unknown as PolicyDocument;
+  // Every override, merged over its default, must be a valid policy on its own.
+  for (const [kind, kp] of Object.entries(parsed.scopes)) {
+    for (const value of Object.keys(kp.overrides ?? {})) {
+      const merged = scopePolicy.safeParse(effectivePolicy(parsed, kind, value));
+      if (!merged.success) {
+        throw badRequest(`policy: scopes.${kind}.overrides.${value}.${describeZodError(merged.error)} (after merging over the default)`);
+      }
+    }
+  }
+  return parsed;
 }
 
 /** The policy with no limits at all. */
