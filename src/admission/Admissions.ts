@@ -47,7 +47,14 @@ export interface AppliedReport {
 
 type Attempt =
   | { admitted: true; decision: Extract<Decision, { decision: "admit" }> }
-  | { admitted: false; decision: Extract<Decision, { decision: "reject" }>; exactRetryAfterMs?: number; canFreeAnytime: boolean };
+  | {
+      admitted: false;
+      decision: Extract<Decision, { decision: "reject" }>;
+      exactRetryAfterMs?: number;
+      canFreeAnytime: boolean;
+      /** Every scope that refused, not only the one named in the decision. */
+      refused: string[];
+    };
 
 interface Remembered {
   until: number;
@@ -135,14 +142,20 @@ export class Admissions {
         (attempt.exactRetryAfterMs !== undefined && attempt.exactRetryAfterMs <= req.waitMs));
     if (mayWait) {
       if (this.waiters.full) throw unavailable("too many admissions waiting");
+      // Queue on the scopes that refused it, or that others queue on before it; its other scopes stay open to later callers.
+      const queuedOn = attempt ? attempt.refused : this.waiters.queuedScopes(scopes);
+      const last = attempt?.decision ?? this.queuedRefusal(blocker!, scopes, now);
       const promise = new Promise<Decision>((resolve) => {
-        this.waiters.add({ req, scopes, deadline: now + req.waitMs, resolve, last: attempt?.decision ?? blocker?.last });
+        this.waiters.add({ req, scopes, queuedOn, deadline: now + req.waitMs, resolve, last });
       });
       this.remember(idKey, promise, now + this.leaseTtlMs, now);
-      this.scheduleWake(attempt?.exactRetryAfterMs !== undefined ? now + attempt.exactRetryAfterMs : now + req.waitMs);
+      // Wake at the deadline at the latest: a refusal that can free at any time (concurrency) may name a
+      // retry time past it, and the caller must get its reject when its wait runs out, not be admitted later.
+      const retryAt = attempt?.exactRetryAfterMs !== undefined ? now + attempt.exactRetryAfterMs : Number.POSITIVE_INFINITY;
+      this.scheduleWake(Math.min(retryAt, now + req.waitMs));
       return promise;
     }
-    const decision = attempt?.decision ?? this.queuedRefusal(blocker!, now);
+    const decision = attempt?.decision ?? this.queuedRefusal(blocker!, scopes, now);
     this.publish(req, decision, now);
     // A refusal is repeated for the same id only while it would be the same anyway.
     this.remember(idKey, decision, now + ((decision.decision === "reject" ? decision.retryAfterMs : undefined) ?? this.leaseTtlMs), now);
@@ -282,9 +295,11 @@ export class Admissions {
 
     let worst = -1;
     let worstWait: number | undefined;
+    const refused: string[] = [];
     for (let i = 0; i < verdicts.length; i++) {
       const v = verdicts[i]!;
       if (v.ok) continue;
+      refused.push(scopes[i]!);
       let wait = v.retryAfterMs;
       if (v.reason === "concurrency" && wait !== undefined) {
         const exp = this.leases.earliestHeldExpiry(scopes[i]!);
@@ -307,6 +322,7 @@ export class Admissions {
         decision,
         exactRetryAfterMs: worstWait,
         canFreeAnytime: v.reason === "concurrency" || (v.reason === "circuit_open" && halfOpen),
+        refused,
       };
     }
 
@@ -348,10 +364,20 @@ export class Admissions {
     });
   }
 
-  private queuedRefusal(blocker: Waiter, now: number): Decision {
-    const last = blocker.last;
-    if (last && last.decision === "reject") return { ...last, limits: last.limits };
-    return { decision: "reject", reason: "rate_limited", scope: blocker.scopes[0]!, retryAfterMs: this.jitter(Math.max(1, blocker.deadline - now)), limits: [] };
+  /**
+   * The refusal of a caller (on `scopes`) that may not jump the queue of `blocker`. It names the scope the
+   * two share, never one of the earlier caller's own: that caller may be another tenant (its key), and its
+   * refusal may come from a scope this caller does not count against at all.
+   */
+  private queuedRefusal(blocker: Waiter, scopes: readonly string[], now: number): Extract<Decision, { decision: "reject" }> {
+    const scope = scopes.find((s) => blocker.queuedOn.includes(s)) ?? scopes[0]!;
+    const last = blocker.last?.decision === "reject" ? blocker.last : undefined;
+    const limits = last ? last.limits.filter((l) => scopes.includes(l.scope)) : [];
+    if (last && last.scope === scope) return { ...last, limits };
+    const demand: Demand = { tokens: blocker.req.tokens, cost: blocker.req.cost, waitMs: blocker.req.waitMs };
+    const v = scopeCheck(this.actorFor(scope).getSnapshot().context, demand, now);
+    const retryAfterMs = last?.retryAfterMs ?? this.jitter(Math.max(1, blocker.deadline - now));
+    return { decision: "reject", reason: v.ok ? "rate_limited" : v.reason, scope, retryAfterMs, limits };
   }
 
   /** Try waiting callers in arrival order; a caller is tried only when no earlier one waits on its scopes. */
@@ -374,6 +400,7 @@ export class Admissions {
             continue;
           }
           w.last = a.decision;
+          this.waiters.requeue(w, a.refused);
           const hopeless = !a.canFreeAnytime && (a.exactRetryAfterMs === undefined || now + a.exactRetryAfterMs > w.deadline);
           if (hopeless || w.deadline <= now) {
             this.waiters.remove(w);
@@ -384,12 +411,16 @@ export class Admissions {
           if (a.exactRetryAfterMs !== undefined && !a.canFreeAnytime) wake = Math.min(wake, now + Math.max(1, a.exactRetryAfterMs));
         } else if (w.deadline <= now) {
           this.waiters.remove(w);
-          const d = w.last ?? this.queuedRefusal(w, now);
+          const d = w.last ?? this.queuedRefusal(w, w.scopes, now);
           this.publish(w.req, d, now);
           w.resolve(d);
           continue;
+        } else {
+          this.waiters.requeue(w, w.scopes.filter((s) => blocked.has(s)));
         }
-        for (const s of w.scopes) blocked.add(s);
+        // Only the scopes it waits on are closed to later callers (FIFO per scope), not all it names:
+        // a caller waiting for its own key's bucket must not hold back every other key of the same model.
+        for (const s of w.queuedOn) blocked.add(s);
         wake = Math.min(wake, w.deadline);
       }
       if (Number.isFinite(wake)) this.scheduleWake(wake);

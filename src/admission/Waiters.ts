@@ -6,6 +6,11 @@ export interface Waiter {
   seq: number;
   req: AdmitRequest;
   scopes: string[];
+  /**
+   * The scopes it holds a place in the queue of: those that refused it, or that it is queued behind
+   * earlier callers on. Later callers on these wait their turn; its other scopes stay open to them.
+   */
+  queuedOn: string[];
   deadline: number;
   resolve: (d: Decision) => void;
   /** The last refusal, handed to callers that may not jump the queue. */
@@ -13,8 +18,9 @@ export interface Waiter {
 }
 
 /**
- * Waiting admissions in arrival order, with a count per scope so that a new
- * arrival can see whether a scope has callers queued before it.
+ * Waiting admissions in arrival order, with a count per scope (of the scopes each
+ * waiter is queued on) so that a new arrival can see whether a scope has callers
+ * queued before it.
  */
 export class Waiters {
   private readonly queue = new Map<number, Waiter>();
@@ -31,28 +37,45 @@ export class Waiters {
     return this.queue.size >= this.max;
   }
 
-  /** Is any caller waiting on one of `scopes`? */
+  /** Is any caller queued on one of `scopes`? */
   blocks(scopes: readonly string[]): Waiter | undefined {
     if (this.queue.size === 0) return undefined;
     for (const s of scopes) {
       if (this.perScope.has(s)) {
-        for (const w of this.queue.values()) if (w.scopes.includes(s)) return w;
+        for (const w of this.queue.values()) if (w.queuedOn.includes(s)) return w;
       }
     }
     return undefined;
   }
 
+  /** Those of `scopes` that some caller is queued on. */
+  queuedScopes(scopes: readonly string[]): string[] {
+    return scopes.filter((s) => this.perScope.has(s));
+  }
+
   add(w: Omit<Waiter, "seq">): Waiter {
     const waiter = { ...w, seq: ++this.seq };
     this.queue.set(waiter.seq, waiter);
-    for (const s of waiter.scopes) this.perScope.set(s, (this.perScope.get(s) ?? 0) + 1);
+    this.count(waiter.queuedOn, 1);
     return waiter;
+  }
+
+  /** The caller is now queued on `queuedOn` (after another try, or behind others). */
+  requeue(w: Waiter, queuedOn: string[]): void {
+    if (!this.queue.has(w.seq)) return;
+    this.count(w.queuedOn, -1);
+    w.queuedOn = queuedOn;
+    this.count(queuedOn, 1);
   }
 
   remove(w: Waiter): void {
     if (!this.queue.delete(w.seq)) return;
-    for (const s of w.scopes) {
-      const n = (this.perScope.get(s) ?? 1) - 1;
+    this.count(w.queuedOn, -1);
+  }
+
+  private count(scopes: readonly string[], by: 1 | -1): void {
+    for (const s of scopes) {
+      const n = (this.perScope.get(s) ?? 0) + by;
       if (n <= 0) this.perScope.delete(s);
       else this.perScope.set(s, n);
     }
