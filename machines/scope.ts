@@ -317,6 +317,14 @@ export function scopeSettle(ctx0: ScopeContext, s: Settlement, now: number): Ste
   };
 }
 
+/** Would settling change this scope (slots, token correction, budget, breaker, pacing)? */
+export function settlementMatters(ctx: ScopeContext, s: Settlement): boolean {
+  if (s.held || s.probe) return true;
+  const l = ctx.limits;
+  if (l.budget || l.breaker || l.adaptive) return true;
+  return s.actual.tokens !== s.estimate.tokens && l.buckets.some((b) => b.tokens);
+}
+
 /** Usage with no lease behind it (a report for an unknown lease): counted, never dropped. */
 export function scopeUse(ctx0: ScopeContext, usage: Usage, now: number): Step {
   const adv = scopeAdvance(ctx0, now);

@@ -52,7 +52,18 @@ export type ScopeEvent =
  * scope into one of these: the result is the same as sending them one by one,
  * at a fraction of the cost per event.
  */
-export type ScopeBatchEvent = { type: "batch"; events: ScopeEvent[] };
+export type ScopeBatchEvent = {
+  type: "batch";
+  events: ScopeEvent[];
+  /**
+   * Optional: the context the sender started from, and what folding `events` over it
+   * gives (with the notices on the way). When the actor's context is still `base`
+   * (nothing else reached it meanwhile) it commits `result` without folding again;
+   * otherwise it folds `events` itself. Either way the outcome is the fold.
+   */
+  base?: ScopeContext;
+  result?: Step;
+};
 
 export interface ScopeInput {
   scope: string;
@@ -83,6 +94,11 @@ export function scopeStep(ctx: ScopeContext, e: ScopeEvent): Step {
 }
 
 const apply = enqueueActions<ScopeContext, ScopeEvent | ScopeBatchEvent, any, any, any, any, any, any, ScopeNotice>(({ context, event, enqueue }) => {
+  if (event.type === "batch" && event.result && event.base === context) {
+    for (const n of event.result.notices) enqueue.emit(n);
+    if (event.result.ctx !== context) enqueue.assign(() => event.result!.ctx);
+    return;
+  }
   let ctx = context;
   const events = event.type === "batch" ? event.events : [event];
   for (const e of events) {

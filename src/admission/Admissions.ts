@@ -1,9 +1,10 @@
 import { Subject } from "rxjs";
 import { DEFAULT_JITTER, DEFAULT_LEASE_TTL_MS, type PolicyDocument } from "../../machines/policy.js";
-import { type Demand, type LimitInfo, type Outcome, type ResetWhat, type ScopeVerdict, type Usage, scopeCheck } from "../../machines/scope.js";
+import { type Demand, type LimitInfo, type Outcome, type ResetWhat, type ScopeContext, type ScopeNotice, type ScopeVerdict, type Settlement, type Usage, scopeCheck, settlementMatters } from "../../machines/scope.js";
+import { type ScopeEvent, scopeStep } from "../../machines/scopeMachine.js";
 import type { Clock } from "../clock.js";
 import type { Decision, DecisionEvent, ReportAck } from "../protocol/decision.js";
-import { badRequest, unavailable } from "../protocol/errors.js";
+import { SluiceRequestError, badRequest, unavailable } from "../protocol/errors.js";
 import type { AdmitRequest, Report } from "../protocol/schemas.js";
 import type { ScopeActor, ScopeRegistry } from "../registry/ScopeRegistry.js";
 import { type LeaseRecord, LeaseTable } from "./LeaseTable.js";
@@ -92,6 +93,14 @@ export class Admissions {
   private holds = new Map<unknown, () => void>();
   private processing = false;
   private closed = false;
+  /**
+   * Working copies of the scopes touched in the current turn, with the events that
+   * made them. Within a turn every read and write goes through these; at its end
+   * each actor gets its events as one (batch) event and arrives at the same
+   * context, because the machine folds the same pure step.
+   */
+  private readonly staged = new Map<string, { base: ScopeContext; ctx: ScopeContext; events: ScopeEvent[]; notices: ScopeNotice[] }>();
+  private depth = 0;
 
   constructor(opts: AdmissionsOptions) {
     this.registry = opts.registry;
@@ -118,8 +127,44 @@ export class Admissions {
 
   /** Decide an admission: at once, or (with `waitMs`) once there is room or the wait runs out. */
   admit(req: AdmitRequest): Decision | Promise<Decision> {
+    return this.turn(() => this.admitOne(req, this.clock.now()));
+  }
+
+  /**
+   * Decide several admissions in order, exactly as one `admit` after another, but
+   * with one actor event per scope touched. A request refused as input (too many
+   * scopes, `unavailable`) gets its error in its place.
+   */
+  admitMany(reqs: readonly AdmitRequest[]): (Decision | Promise<Decision> | SluiceRequestError)[] {
+    return this.turn(() => {
+      const now = this.clock.now();
+      return reqs.map((req) => {
+        try {
+          return this.admitOne(req, now);
+        } catch (e) {
+          if (e instanceof SluiceRequestError) return e;
+          throw e;
+        }
+      });
+    });
+  }
+
+  /** Apply several reports in order, as one `report` after another; a bad one gets its error in its place. */
+  reportMany(reps: readonly Report[]): (ReportAck | SluiceRequestError)[] {
+    return this.turn(() =>
+      reps.map((rep) => {
+        try {
+          return this.reportOne(rep);
+        } catch (e) {
+          if (e instanceof SluiceRequestError) return e;
+          throw e;
+        }
+      }),
+    );
+  }
+
+  private admitOne(req: AdmitRequest, now: number): Decision | Promise<Decision> {
     if (this.closed) throw unavailable("sluice is shutting down");
-    const now = this.clock.now();
     this.expireDue(now);
     const idKey = req.id === undefined ? undefined : `${req.key}\u0000${req.id}`;
     if (idKey !== undefined) {
@@ -164,6 +209,10 @@ export class Admissions {
 
   /** Apply a report once per lease; usage of unknown leases is still counted. */
   report(rep: Report): ReportAck {
+    return this.turn(() => this.reportOne(rep));
+  }
+
+  private reportOne(rep: Report): ReportAck {
     if (this.closed) throw unavailable("sluice is shutting down");
     const now = this.clock.now();
     this.expireDue(now);
@@ -189,7 +238,7 @@ export class Admissions {
       }
       const actual = this.actualOf(rep, r.estimate);
       const delta: Usage = { tokens: actual.tokens - r.estimate.tokens, cost: actual.cost - r.estimate.cost, requests: 0 };
-      for (const s of r.scopes) this.actorFor(s).send({ type: "use", usage: delta, now });
+      for (const s of r.scopes) this.stage(s, { type: "use", usage: delta, now });
       this.leases.bury(rep.lease!, { reported: true, record: r, until: now + this.leaseTtlMs });
       this.emitReport(rep, r.key, r.model, actual, "late", now);
       this.processWaiters();
@@ -200,7 +249,7 @@ export class Admissions {
     }
     const usage: Usage = { tokens: rep.tokens ?? 0, cost: rep.cost ?? 0, requests: 1 };
     const scopes = this.resolveScopes({ key: rep.key, model: rep.model, scopes: {} });
-    for (const s of scopes) this.actorFor(s).send({ type: "use", usage, now });
+    for (const s of scopes) this.stage(s, { type: "use", usage, now });
     if (rep.lease !== undefined) {
       const record: LeaseRecord = {
         id: rep.lease, key: rep.key, model: rep.model, scopes, held: [], probes: [],
@@ -214,18 +263,23 @@ export class Admissions {
 
   /** An operator reset of one scope. */
   reset(scope: string, what: ResetWhat): void {
-    const actor = this.registry.peek(scope);
-    if (actor) actor.send({ type: "reset", what, now: this.clock.now() });
-    this.processWaiters();
+    this.turn(() => {
+      if (this.registry.peek(scope)) this.stage(scope, { type: "reset", what, now: this.clock.now() });
+      this.processWaiters();
+    });
   }
 
   /** A new policy reached the registry: queued callers may fit now. */
   policyChanged(): void {
-    this.processWaiters();
+    this.turn(() => this.processWaiters());
   }
 
   /** Settle every lease that expired by `now` at its estimate, freeing its slots. */
   expireDue(now = this.clock.now()): void {
+    this.turn(() => this.expireDueIn(now));
+  }
+
+  private expireDueIn(now: number): void {
     let any = false;
     for (const rec of this.leases.due(now)) {
       any = true;
@@ -261,6 +315,47 @@ export class Admissions {
 
   // ---- internals ----
 
+  /** Run `fn` as (part of) one turn; the outermost turn sends the staged events to the actors. */
+  private turn<T>(fn: () => T): T {
+    this.depth++;
+    try {
+      return fn();
+    } finally {
+      if (--this.depth === 0) this.flush();
+    }
+  }
+
+  /** The context of `scope` as this turn sees it. */
+  private ctxOf(scope: string): ScopeContext {
+    const st = this.staged.get(scope);
+    return st ? st.ctx : this.actorFor(scope).getSnapshot().context;
+  }
+
+  /** Apply `event` to this turn's working copy of `scope`; the actor gets it at the end of the turn. */
+  private stage(scope: string, event: ScopeEvent): ScopeContext {
+    let st = this.staged.get(scope);
+    if (!st) {
+      const base = this.actorFor(scope).getSnapshot().context;
+      st = { base, ctx: base, events: [], notices: [] };
+      this.staged.set(scope, st);
+    }
+    const step = scopeStep(st.ctx, event);
+    st.ctx = step.ctx;
+    for (const n of step.notices) st.notices.push(n);
+    st.events.push(event);
+    return st.ctx;
+  }
+
+  private flush(): void {
+    if (this.staged.size === 0) return;
+    for (const [scope, st] of this.staged) {
+      const actor = this.registry.peek(scope);
+      if (!actor) continue;
+      actor.send({ type: "batch", events: st.events, base: st.base, result: { ctx: st.ctx, notices: st.notices } });
+    }
+    this.staged.clear();
+  }
+
   private actorFor(scope: string): ScopeActor {
     const a = this.registry.peek(scope);
     if (a) return a;
@@ -274,7 +369,7 @@ export class Admissions {
     for (const kind in req.scopes) out.push(`${kind}:${req.scopes[kind]}`);
     const max = DEFAULT_ADMISSIONS.maxScopesPerAdmission;
     for (let i = 0; i < out.length; i++) {
-      const parents = this.actorFor(out[i]!).getSnapshot().context.limits.parents;
+      const parents = this.ctxOf(out[i]!).limits.parents;
       if (!parents) continue;
       for (const kind in parents) {
         const s = `${kind}:${parents[kind]}`;
@@ -289,8 +384,8 @@ export class Admissions {
 
   private attempt(req: AdmitRequest, scopes: string[], now: number): Attempt {
     const demand: Demand = { tokens: req.tokens, cost: req.cost, waitMs: req.waitMs };
-    const actors = scopes.map((s) => this.actorFor(s));
-    const verdicts: ScopeVerdict[] = actors.map((a) => scopeCheck(a.getSnapshot().context, demand, now));
+    const contexts = scopes.map((s) => this.ctxOf(s));
+    const verdicts: ScopeVerdict[] = contexts.map((c) => scopeCheck(c, demand, now));
     const limits = verdicts.flatMap((v) => v.limits).sort(tightestFirst);
 
     let worst = -1;
@@ -316,7 +411,7 @@ export class Admissions {
       const decision: Extract<Decision, { decision: "reject" }> = { decision: "reject", reason: v.reason, scope: scopes[worst]!, limits };
       if (worstWait !== undefined) decision.retryAfterMs = this.jitter(worstWait);
       if (v.fallback !== undefined) decision.fallback = v.fallback;
-      const halfOpen = actors[worst]!.getSnapshot().context.breaker?.state === "halfOpen";
+      const halfOpen = contexts[worst]!.breaker?.state === "halfOpen";
       return {
         admitted: false,
         decision,
@@ -331,12 +426,11 @@ export class Admissions {
     const held: string[] = [];
     const probes: string[] = [];
     let delayMs = 0;
-    for (let i = 0; i < actors.length; i++) {
-      const actor = actors[i]!;
-      const holds = actor.getSnapshot().context.limits.concurrency !== undefined;
+    for (let i = 0; i < scopes.length; i++) {
+      const holds = contexts[i]!.limits.concurrency !== undefined;
       if (holds) held.push(scopes[i]!);
-      actor.send({ type: "admit", demand, held: holds, now });
-      if (actor.getSnapshot().context.breaker?.state === "halfOpen") probes.push(scopes[i]!);
+      const after = this.stage(scopes[i]!, { type: "admit", demand, held: holds, now });
+      if (after.breaker?.state === "halfOpen") probes.push(scopes[i]!);
       const v = verdicts[i] as Extract<ScopeVerdict, { ok: true }>;
       if (v.delayMs > delayMs) delayMs = v.delayMs;
     }
@@ -375,7 +469,7 @@ export class Admissions {
     const limits = last ? last.limits.filter((l) => scopes.includes(l.scope)) : [];
     if (last && last.scope === scope) return { ...last, limits };
     const demand: Demand = { tokens: blocker.req.tokens, cost: blocker.req.cost, waitMs: blocker.req.waitMs };
-    const v = scopeCheck(this.actorFor(scope).getSnapshot().context, demand, now);
+    const v = scopeCheck(this.ctxOf(scope), demand, now);
     const retryAfterMs = last?.retryAfterMs ?? this.jitter(Math.max(1, blocker.deadline - now));
     return { decision: "reject", reason: v.ok ? "rate_limited" : v.reason, scope, retryAfterMs, limits };
   }
@@ -384,6 +478,7 @@ export class Admissions {
   private processWaiters(): void {
     if (this.processing || this.waiters.size === 0) return;
     this.processing = true;
+    this.depth++;
     try {
       const now = this.clock.now();
       const blocked = new Set<string>();
@@ -426,6 +521,7 @@ export class Admissions {
       if (Number.isFinite(wake)) this.scheduleWake(wake);
     } finally {
       this.processing = false;
+      if (--this.depth === 0) this.flush();
     }
   }
 
@@ -455,18 +551,16 @@ export class Admissions {
 
   private settle(rec: LeaseRecord, r: { outcome: Outcome | "expired"; actual: Usage; retryAfterMs?: number }, now: number): void {
     for (const s of rec.scopes) {
-      this.actorFor(s).send({
-        type: "settle",
-        now,
-        settlement: {
-          estimate: rec.estimate,
-          actual: r.actual,
-          outcome: r.outcome,
-          retryAfterMs: r.retryAfterMs,
-          held: rec.held.includes(s),
-          probe: rec.probes.includes(s),
-        },
-      });
+      const settlement: Settlement = {
+        estimate: rec.estimate,
+        actual: r.actual,
+        outcome: r.outcome,
+        retryAfterMs: r.retryAfterMs,
+        held: rec.held.includes(s),
+        probe: rec.probes.includes(s),
+      };
+      // Most scopes of a lease (a key with only a request rate, say) have nothing to settle: skip the event.
+      if (settlementMatters(this.ctxOf(s), settlement)) this.stage(s, { type: "settle", settlement, now });
     }
   }
 
