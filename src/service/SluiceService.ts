@@ -14,12 +14,14 @@ import { type Clock, systemClock } from "../clock.js";
 import { DEFAULT_CONFIG } from "../config.js";
 import { type Logger, silentLogger } from "../log.js";
 import { latencyAverages } from "../pipelines/latencyAverages.js";
+import { bufferTurn } from "../pipelines/bufferTurn.js";
 import { fromEndpoint } from "../pipelines/fromEndpoint.js";
 import type { Decision, DecisionEvent } from "../protocol/decision.js";
 import { SluiceRequestError, badRequest, unavailable } from "../protocol/errors.js";
 import { parsePolicy } from "../protocol/policySchema.js";
 import {
   MAX_BATCH,
+  type AdmitRequest,
   admitRequestSchema,
   describeZodError,
   inspectRequestSchema,
@@ -107,9 +109,13 @@ export class SluiceService {
     const maxAdmit = this.opts.maxAdmitBytes ?? DEFAULT_CONFIG.maxAdmitBytes;
     const maxBody = this.opts.maxBodyBytes ?? DEFAULT_CONFIG.maxBodyBytes;
 
-    this.serve(svc, "admit", `${p}.admit`, (msg) => this.admissions.admit(parseOrThrow(admitRequestSchema, decodeBody(msg, maxAdmit))));
+    this.serveMany(svc, "admit", `${p}.admit`, (msg) => parseOrThrow(admitRequestSchema, decodeBody(msg, maxAdmit)), (reqs) =>
+      this.admissions.admitMany(reqs),
+    );
     this.serve(svc, "admit-batch", `${p}.admit.batch`, (msg) => this.admitBatch(decodeBody(msg, maxBody)));
-    this.serve(svc, "report", `${p}.report`, (msg) => this.admissions.report(parseOrThrow(reportSchema, decodeBody(msg, maxAdmit))));
+    this.serveMany(svc, "report", `${p}.report`, (msg) => parseOrThrow(reportSchema, decodeBody(msg, maxAdmit)), (reps) =>
+      this.admissions.reportMany(reps),
+    );
     this.serve(svc, "inspect", `${p}.inspect`, (msg) => this.inspect(decodeBody(msg, maxAdmit)));
     this.serve(svc, "policy-get", `${p}.admin.policy.get`, () => this.registry.policy);
     this.serve(svc, "policy-set", `${p}.admin.policy.set`, (msg) => {
@@ -164,18 +170,67 @@ export class SluiceService {
       .subscribe({
         next: ({ msg, result, error }) => {
           if (error !== undefined) this.fail(subject, msg, error);
-          else if (result instanceof Promise) {
-            this.inFlight++;
-            result
-              .then((v) => replyJson(msg, v), (e) => this.fail(subject, msg, e))
-              .finally(() => {
-                if (--this.inFlight === 0) this.idle?.();
-              });
-          } else replyJson(msg, result);
+          else this.answer(subject, msg, result);
         },
         error: (err) => this.logger.error({ err, endpoint: name }, "endpoint subscription failed"),
       });
     this.subs.push(sub);
+  }
+
+  /**
+   * A hot endpoint as a pipeline that takes the messages of one socket read
+   * together (bufferTurn): each is decoded and validated alone, then all valid ones
+   * go through the scopes in one turn, in arrival order, and each gets its reply.
+   */
+  private serveMany<T>(
+    svc: Service,
+    name: string,
+    subject: string,
+    decode: (msg: ServiceMsg) => T,
+    handleMany: (items: T[]) => unknown[],
+  ): void {
+    const sub = fromEndpoint(svc, name, subject)
+      .pipe(bufferTurn())
+      .subscribe({
+        next: (msgs) => {
+          if (this.stopping) {
+            for (const msg of msgs) this.fail(subject, msg, unavailable("sluice is shutting down"));
+            return;
+          }
+          const items: T[] = [];
+          const owners: ServiceMsg[] = [];
+          for (const msg of msgs) {
+            try {
+              items.push(decode(msg));
+              owners.push(msg);
+            } catch (error) {
+              this.fail(subject, msg, error);
+            }
+          }
+          let results: unknown[];
+          try {
+            results = handleMany(items);
+          } catch (error) {
+            for (const msg of owners) this.fail(subject, msg, error);
+            return;
+          }
+          for (let i = 0; i < owners.length; i++) this.answer(subject, owners[i]!, results[i]);
+        },
+        error: (err) => this.logger.error({ err, endpoint: name }, "endpoint subscription failed"),
+      });
+    this.subs.push(sub);
+  }
+
+  private answer(subject: string, msg: ServiceMsg, result: unknown): void {
+    if (result instanceof SluiceRequestError) this.fail(subject, msg, result);
+    else if (result instanceof Promise) {
+      this.inFlight++;
+      result
+        .then((v) => replyJson(msg, v), (e) => this.fail(subject, msg, e))
+        .finally(() => {
+          if (--this.inFlight === 0) this.idle?.();
+        });
+    } else replyJson(msg, result);
   }
 
   private fail(subject: string, msg: ServiceMsg, error: unknown): void {
@@ -189,18 +244,20 @@ export class SluiceService {
   private admitBatch(body: unknown): Promise<unknown[]> | unknown[] {
     if (!Array.isArray(body)) throw badRequest("body: expected an array of admission requests");
     if (body.length > MAX_BATCH) throw new SluiceRequestError("too_large", `body: ${body.length} requests, at most ${MAX_BATCH}`);
-    let waiting = false;
-    const out: unknown[] = body.map((item, i) => {
+    const out: unknown[] = new Array(body.length);
+    const valid: AdmitRequest[] = [];
+    const at: number[] = [];
+    body.forEach((item, i) => {
       const r = admitRequestSchema.safeParse(item);
-      if (!r.success) return { error: { code: "bad_request", message: `[${i}].${describeZodError(r.error)}` } };
-      try {
-        const d = this.admissions.admit(r.data);
-        if (d instanceof Promise) waiting = true;
-        return d;
-      } catch (e) {
-        if (e instanceof SluiceRequestError) return e.toReply();
-        throw e;
-      }
+      if (r.success) {
+        valid.push(r.data);
+        at.push(i);
+      } else out[i] = { error: { code: "bad_request", message: `[${i}].${describeZodError(r.error)}` } };
+    });
+    let waiting = false;
+    this.admissions.admitMany(valid).forEach((d, j) => {
+      if (d instanceof Promise) waiting = true;
+      out[at[j]!] = d instanceof SluiceRequestError ? d.toReply() : d;
     });
     return waiting ? Promise.all(out) : out;
   }
