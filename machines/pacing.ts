@@ -18,11 +18,13 @@ export interface PacingState {
   okStreak: number;
   /** Earliest time the next admitted call may go upstream, ms. */
   nextSlotAt: number;
+  /** When the interval last grew, ms (null: never). */
+  grownAt: number | null;
 }
 
 /** No pacing. */
 export function pacingInit(): PacingState {
-  return { intervalMs: 0, okStreak: 0, nextSlotAt: 0 };
+  return { intervalMs: 0, okStreak: 0, nextSlotAt: 0, grownAt: null };
 }
 
 /** No pacing; what `admin.reset` leads to. */
@@ -34,11 +36,14 @@ export function pacingReset(): PacingState {
  * Fold a reported outcome into the pacing.
  *
  * - `rate_limited`: the interval becomes `baseMs` (from 0) or `interval * factor`,
- *   capped at `maxMs`; if the upstream's `retryAfterMs` is longer it wins, even
- *   beyond `maxMs` (it is the upstream's own word; `maxDelayMs` then decides
- *   whether callers wait or are rejected `backoff`). The streak restarts and the
- *   next slot moves to at least `now + interval`, so nothing goes upstream
- *   sooner than one interval after the 429.
+ *   capped at `maxMs` — but at most once per interval: 429s arriving within one
+ *   interval of the last growth come from calls booked before it took effect, and
+ *   are one congestion signal, not many (as TCP cuts its window once per round
+ *   trip). The streak restarts and the next slot moves to at least
+ *   `now + interval`. The upstream's own `retryAfterMs` is a pause, not a new
+ *   spacing: no slot before `now + retryAfterMs`, after which calls go one
+ *   (grown) interval apart. Taking a whole-second Retry-After as the spacing of
+ *   every call would cut a fast model to one call a second.
  * - `ok`: the streak grows; after `recoverAfter` in a row the interval shrinks by
  *   `recovery`, down to 0 once under 1 ms. While the interval is 0 nothing is
  *   counted (there is nothing to recover, and the state stays the same object).
@@ -58,12 +63,12 @@ export function pacingOnOutcome(
 ): { state: PacingState; changed: boolean } {
   switch (outcome) {
     case "rate_limited": {
-      let intervalMs = Math.min(s.intervalMs === 0 ? p.baseMs : s.intervalMs * p.factor, p.maxMs);
-      if (retryAfterMs !== undefined && Number.isFinite(retryAfterMs) && retryAfterMs > intervalMs) {
-        intervalMs = retryAfterMs;
-      }
-      const nextSlotAt = Math.max(s.nextSlotAt, now + intervalMs);
-      return { state: { intervalMs, okStreak: 0, nextSlotAt }, changed: intervalMs !== s.intervalMs };
+      const recentlyGrown = s.intervalMs > 0 && s.grownAt !== null && now < s.grownAt + s.intervalMs;
+      const intervalMs = recentlyGrown ? s.intervalMs : Math.min(s.intervalMs === 0 ? p.baseMs : s.intervalMs * p.factor, p.maxMs);
+      const pause = retryAfterMs !== undefined && Number.isFinite(retryAfterMs) ? Math.max(intervalMs, retryAfterMs) : intervalMs;
+      const nextSlotAt = Math.max(s.nextSlotAt, now + pause);
+      const grownAt = intervalMs !== s.intervalMs ? now : s.grownAt;
+      return { state: { intervalMs, okStreak: 0, nextSlotAt, grownAt }, changed: intervalMs !== s.intervalMs };
     }
     case "ok": {
       if (s.intervalMs === 0) return { state: s, changed: false };
