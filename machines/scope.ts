@@ -87,6 +87,12 @@ export type ScopeVerdict =
   | { ok: true; delayMs: number; limits: LimitInfo[] }
   | { ok: false; reason: Exclude<Reason, "ok">; retryAfterMs?: number; fallback?: string; limits: LimitInfo[] };
 
+/** What the runtime knows that the scope does not. */
+export interface ScopeHints {
+  /** When a concurrency slot is expected to free, ms from now (used when the scope is full). */
+  concurrencyWaitMs?: number;
+}
+
 /** A state change worth telling the world about (`<p>.events.<kind>.<value>`). */
 export interface ScopeNotice {
   type:
@@ -186,7 +192,7 @@ export function scopeAdvance(ctx: ScopeContext, now: number): Step {
  * caller out longest, and `retryAfterMs` is exact (before jitter), absent where a
  * retry can never succeed.
  */
-export function scopeCheck(ctx0: ScopeContext, demand: Demand, now: number): ScopeVerdict {
+export function scopeCheck(ctx0: ScopeContext, demand: Demand, now: number, hints: ScopeHints = {}): ScopeVerdict {
   const ctx = scopeAdvance(ctx0, now).ctx;
   const { limits } = ctx;
   const info: LimitInfo[] = [];
@@ -222,8 +228,8 @@ export function scopeCheck(ctx0: ScopeContext, demand: Demand, now: number): Sco
   if (limits.concurrency !== undefined) {
     const free = limits.concurrency - ctx.held;
     info.push({ scope: ctx.scope, kind: "concurrency", limit: limits.concurrency, remaining: Math.max(0, free - 1) });
-    // The runtime knows when the earliest lease expires and fills in the retry time.
-    if (free <= 0) refuse("concurrency", limits.concurrency === 0 ? undefined : 0);
+    // Slots free when leases are reported or expire; only the runtime can estimate when.
+    if (free <= 0) refuse("concurrency", limits.concurrency === 0 ? undefined : (hints.concurrencyWaitMs ?? 0));
   }
   if (ctx.budget && limits.budget) {
     const amount = budgetAmount(limits.budget, demandUsage(demand));

@@ -10,6 +10,9 @@ import type { ScopeActor, ScopeRegistry } from "../registry/ScopeRegistry.js";
 import { type LeaseRecord, LeaseTable } from "./LeaseTable.js";
 import { type Waiter, Waiters } from "./Waiters.js";
 
+/** Longest retry hint for a concurrency refusal, ms: slots usually free by report long before their lease expires. */
+export const CONCURRENCY_RETRY_HINT_MS = 1_000;
+
 /** Defaults of {@link AdmissionsOptions}. */
 export const DEFAULT_ADMISSIONS = {
   /** Most admissions waiting in the queue at once; past it: `unavailable`. */
@@ -89,8 +92,8 @@ export class Admissions {
   private wakeAt = Number.POSITIVE_INFINITY;
   private expiryTimer: unknown = undefined;
   private expiryAt = Number.POSITIVE_INFINITY;
-  /** Replies held through a pacing delay: timer handle → release. */
-  private holds = new Map<unknown, () => void>();
+  /** Replies held through a pacing delay: timer handle → release early (at `now`). */
+  private holds = new Map<unknown, (now: number) => void>();
   private processing = false;
   private closed = false;
   /**
@@ -190,8 +193,8 @@ export class Admissions {
       // Queue on the scopes that refused it, or that others queue on before it; its other scopes stay open to later callers.
       const queuedOn = attempt ? attempt.refused : this.waiters.queuedScopes(scopes);
       const last = attempt?.decision ?? this.queuedRefusal(blocker!, scopes, now);
-      const promise = new Promise<Decision>((resolve) => {
-        this.waiters.add({ req, scopes, queuedOn, deadline: now + req.waitMs, resolve, last });
+      const promise = new Promise<Decision>((resolve, reject) => {
+        this.waiters.add({ req, scopes, queuedOn, deadline: now + req.waitMs, resolve, reject, last });
       });
       this.remember(idKey, promise, now + this.leaseTtlMs, now);
       // Wake at the deadline at the latest: a refusal that can free at any time (concurrency) may name a
@@ -291,22 +294,20 @@ export class Admissions {
     this.armExpiry();
   }
 
-  /** Refuse all waiting callers `unavailable`-style and stop every timer. */
+  /** Answer every waiting caller `unavailable` (no decision was made for them) and stop every timer. */
   close(): void {
     this.closed = true;
-    const now = this.clock.now();
     for (const w of this.waiters.inOrder()) {
       this.waiters.remove(w);
-      const d: Decision = { decision: "reject", reason: "rate_limited", scope: w.scopes[0]!, retryAfterMs: 1000, limits: [] };
-      w.resolve(d);
-      this.publish(w.req, d, now);
+      w.reject(unavailable("sluice is shutting down; retry against another instance or later"));
     }
     if (this.wakeTimer !== undefined) this.clock.clearTimeout(this.wakeTimer);
     if (this.expiryTimer !== undefined) this.clock.clearTimeout(this.expiryTimer);
-    // Held replies go out now rather than never.
+    // Held replies go out now rather than never, carrying the part of the delay not yet served.
+    const now = this.clock.now();
     for (const [h, release] of this.holds) {
       this.clock.clearTimeout(h);
-      release();
+      release(now);
     }
     this.holds.clear();
     this.decisions.complete();
@@ -323,6 +324,19 @@ export class Admissions {
     } finally {
       if (--this.depth === 0) this.flush();
     }
+  }
+
+  /**
+   * A full concurrency scope frees a slot when a lease is reported (usually soon)
+   * or expires (at the latest): the caller is told the earlier of the first expiry
+   * and {@link CONCURRENCY_RETRY_HINT_MS}. Callers that must not poll use `waitMs`.
+   */
+  private hintsFor(scope: string, ctx: ScopeContext, now: number): { concurrencyWaitMs?: number } {
+    const limit = ctx.limits.concurrency;
+    if (limit === undefined || ctx.held < limit) return {};
+    const exp = this.leases.earliestHeldExpiry(scope);
+    const untilExpiry = exp === undefined ? this.leaseTtlMs : Math.max(1, exp - now);
+    return { concurrencyWaitMs: Math.min(untilExpiry, CONCURRENCY_RETRY_HINT_MS) };
   }
 
   /** The context of `scope` as this turn sees it. */
@@ -385,7 +399,7 @@ export class Admissions {
   private attempt(req: AdmitRequest, scopes: string[], now: number): Attempt {
     const demand: Demand = { tokens: req.tokens, cost: req.cost, waitMs: req.waitMs };
     const contexts = scopes.map((s) => this.ctxOf(s));
-    const verdicts: ScopeVerdict[] = contexts.map((c) => scopeCheck(c, demand, now));
+    const verdicts: ScopeVerdict[] = contexts.map((c, i) => scopeCheck(c, demand, now, this.hintsFor(scopes[i]!, c, now)));
     const limits = verdicts.flatMap((v) => v.limits).sort(tightestFirst);
 
     let worst = -1;
@@ -395,11 +409,7 @@ export class Admissions {
       const v = verdicts[i]!;
       if (v.ok) continue;
       refused.push(scopes[i]!);
-      let wait = v.retryAfterMs;
-      if (v.reason === "concurrency" && wait !== undefined) {
-        const exp = this.leases.earliestHeldExpiry(scopes[i]!);
-        wait = exp === undefined ? this.leaseTtlMs : Math.max(0, exp - now);
-      }
+      const wait = v.retryAfterMs;
       // A refusal that can never turn (no retry time) outranks all; else the longest wait.
       if (worst < 0 || (worstWait !== undefined && (wait === undefined || wait > worstWait))) {
         worst = i;
@@ -449,12 +459,13 @@ export class Admissions {
     const decision = hold > 0 ? { ...d, delayMs: d.delayMs - hold } : d;
     this.publish(req, decision, now);
     if (hold <= 0) return decision;
+    const until = now + hold;
     return new Promise<Decision>((resolve) => {
       const h = this.clock.setTimeout(() => {
         this.holds.delete(h);
         resolve(decision);
       }, hold);
-      this.holds.set(h, () => resolve(decision));
+      this.holds.set(h, (at) => resolve({ ...decision, delayMs: decision.delayMs + Math.max(0, Math.ceil(until - at)) }));
     });
   }
 

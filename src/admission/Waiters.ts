@@ -13,6 +13,8 @@ export interface Waiter {
   queuedOn: string[];
   deadline: number;
   resolve: (d: Decision) => void;
+  /** Fail the wait (shutdown). */
+  reject: (e: Error) => void;
   /** The last refusal, handed to callers that may not jump the queue. */
   last?: Decision;
 }

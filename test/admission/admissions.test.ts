@@ -1,3 +1,4 @@
+import { CONCURRENCY_RETRY_HINT_MS } from "../../src/admission/Admissions.js";
 import { describe, expect, it } from "vitest";
 import { isSluiceRequestError } from "../../src/protocol/errors.js";
 import { admitted, flush, rejected, sluice, track } from "./helpers.js";
@@ -62,10 +63,13 @@ describe("admissions - concurrency", () => {
     s.clock.advance(3_000);
     admitted(s.admit({ key: "k", model: "m" }));
     const r = rejected(s.admit({ key: "k", model: "m" }));
-    // The earliest lease expires 7 s from now: a slot is sure to be free by then.
-    expect(r).toMatchObject({ reason: "concurrency", scope: "key:k", retryAfterMs: 7_000 });
+    // The earliest lease expires 7 s from now, but slots usually free by report far sooner: the hint is capped.
+    expect(r).toMatchObject({ reason: "concurrency", scope: "key:k", retryAfterMs: CONCURRENCY_RETRY_HINT_MS });
     expect(s.ctx("key:k").held).toBe(2);
 
+    s.clock.advance(6_500);
+    // Within the cap, the time to the first expiry.
+    expect(rejected(s.admit({ key: "k", model: "m" })).retryAfterMs).toBe(500);
     expect(s.report({ lease: a.lease, outcome: "ok" })).toEqual({ ok: true, status: "applied" });
     expect(s.ctx("key:k").held).toBe(1);
     admitted(s.admit({ key: "k", model: "m" }));

@@ -270,14 +270,28 @@ describe("service - bad input", () => {
 });
 
 describe("service - shutdown", () => {
-  it("answers unavailable once stopping, and settles waiting callers", async () => {
+  it("answers waiting callers and new requests unavailable once stopping", async () => {
     const s = await start({ scopes: { key: { default: { rpm: 1 } } } });
     await req("admit", { key: "k", model: "m" });
     const waiting = req("admit", { key: "k", model: "m", waitMs: 60_000 });
     await new Promise((r) => setTimeout(r, 50));
     const stopping = s.stop();
-    expect((await waiting).body.decision).toBe("reject");
+    const w = await waiting;
+    expect(w.code).toBe("503");
+    expect(w.body.error.code).toBe("unavailable");
     await stopping;
     service = undefined;
+  });
+
+  it("a reply held through a pacing delay goes out at shutdown with the delay not yet served", async () => {
+    const s = await start({ scopes: { model: { default: { adaptive: { baseMs: 1000, maxMs: 5000, factor: 2, recovery: 0.8, recoverAfter: 5 } } } } });
+    const d = (await req("admit", { key: "k", model: "m" })).body;
+    await req("report", { lease: d.lease, outcome: "rate_limited" });
+    const held = req("admit", { key: "k", model: "m", waitMs: 5_000 });
+    await new Promise((r) => setTimeout(r, 50));
+    clock.advance(400);
+    await s.stop();
+    service = undefined;
+    expect((await held).body).toMatchObject({ decision: "admit", delayMs: 600 });
   });
 });
