@@ -78,6 +78,12 @@ export interface LatencyPolicy {
   itlMs?: number;
   /** Time constant of the averages, ms. */
   tauMs: number;
+  /** Adaptive concurrency limit (see latencyLimit.ts): where it starts, calls in flight. Default 16. */
+  initialConcurrency?: number;
+  /** Lowest the adaptive limit goes. Default 1. */
+  minConcurrency?: number;
+  /** Highest the adaptive limit goes. Default 1000. */
+  maxConcurrency?: number;
 }
 
 /** The limits of one scope. Every field is optional: a field left out is no limit. */

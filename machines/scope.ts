@@ -27,6 +27,7 @@ import {
   breakerOnOutcome,
   breakerReset,
 } from "./breaker.js";
+import { type LatencyLimitState, type LatencySample, latencyLimitInit, latencyLimitOnReport, latencyLimitSlots } from "./latencyLimit.js";
 import { type PacingState, pacingDelay, pacingInit, pacingOnOutcome, pacingReset, pacingTake } from "./pacing.js";
 import type { BucketLimit, RateKind, ResolvedLimits } from "./policy.js";
 import { type BucketState, bucketAdjust, bucketCheck, bucketInit, bucketRebase, bucketRoomInMs, bucketTake } from "./tokenBucket.js";
@@ -71,6 +72,8 @@ export interface ScopeContext {
   itl: AverageState | null;
   /** A latency average is over its threshold (for the on/off events). */
   overloaded: boolean;
+  /** Adaptive concurrency limit from reported latencies (scopes with `latency`). */
+  latencyLimit: LatencyLimitState | null;
   /** Last event time, ms epoch (for passivation). */
   lastActiveAt: number;
 }
@@ -124,6 +127,8 @@ export interface Settlement {
   held: boolean;
   /** The lease was admitted while this scope's breaker was half-open. */
   probe: boolean;
+  /** Latencies the report carried. */
+  latency?: LatencySample;
 }
 
 /** A fresh scope: full buckets, no usage, closed breaker. */
@@ -142,8 +147,21 @@ export function scopeInit(scope: string, limits: ResolvedLimits, now: number): S
     ttft: limits.latency ? averageInit(now) : null,
     itl: limits.latency ? averageInit(now) : null,
     overloaded: false,
+    latencyLimit: limits.latency ? latencyLimitInit(limits.latency) : null,
     lastActiveAt: now,
   };
+}
+
+/** Does an admission hold a slot in this scope (a concurrency limit, or the adaptive one)? */
+export function scopeHoldsSlots(limits: ResolvedLimits): boolean {
+  return limits.concurrency !== undefined || limits.latency !== undefined;
+}
+
+/** Calls in flight this scope allows now: the tighter of `concurrency` and the adaptive latency limit (undefined: no limit). */
+export function scopeSlotLimit(ctx: ScopeContext): number | undefined {
+  const adaptive = ctx.latencyLimit ? latencyLimitSlots(ctx.latencyLimit) : undefined;
+  if (ctx.limits.concurrency === undefined) return adaptive;
+  return adaptive === undefined ? ctx.limits.concurrency : Math.min(adaptive, ctx.limits.concurrency);
 }
 
 function demandUsage(d: Demand): Usage {
@@ -212,6 +230,10 @@ export function scopeCheck(ctx0: ScopeContext, demand: Demand, now: number, hint
   if (limits.latency && latencyOver(ctx, now)) {
     // Averages decay with tau; a retry after a tenth of it sees a visibly lower figure.
     refuse("overloaded", Math.ceil(limits.latency.tauMs / 10));
+  }
+  if (limits.latency && ctx.latencyLimit && ctx.held >= latencyLimitSlots(ctx.latencyLimit)) {
+    // As many calls in flight as the upstream serves under the threshold: a slot frees with the next report.
+    refuse("overloaded", hints.concurrencyWaitMs ?? 0);
   }
   for (const b of limits.buckets) {
     const state = ctx.buckets[b.kind] ?? bucketInit(b, now);
@@ -311,6 +333,8 @@ export function scopeSettle(ctx0: ScopeContext, s: Settlement, now: number): Ste
     breaker = r.state;
     if (r.transition) notices.push({ type: `breaker.${r.transition}`, outcome: s.outcome });
   }
+  let latencyLimit = ctx.latencyLimit;
+  if (latencyLimit && ctx.limits.latency && s.latency) latencyLimit = latencyLimitOnReport(latencyLimit, ctx.limits.latency, s.latency, now);
   let pacing = ctx.pacing;
   if (pacing && ctx.limits.adaptive && s.outcome !== "expired") {
     const r = pacingOnOutcome(pacing, ctx.limits.adaptive, s.outcome, s.retryAfterMs, now);
@@ -318,7 +342,7 @@ export function scopeSettle(ctx0: ScopeContext, s: Settlement, now: number): Ste
     if (r.changed) notices.push({ type: "pacing.changed", intervalMs: pacing.intervalMs });
   }
   return {
-    ctx: { ...ctx, buckets, held: s.held ? Math.max(0, ctx.held - 1) : ctx.held, budget, budgetExhausted, breaker, pacing, lastActiveAt: now },
+    ctx: { ...ctx, buckets, held: s.held ? Math.max(0, ctx.held - 1) : ctx.held, budget, budgetExhausted, breaker, pacing, latencyLimit, lastActiveAt: now },
     notices,
   };
 }
@@ -327,7 +351,7 @@ export function scopeSettle(ctx0: ScopeContext, s: Settlement, now: number): Ste
 export function settlementMatters(ctx: ScopeContext, s: Settlement): boolean {
   if (s.held || s.probe) return true;
   const l = ctx.limits;
-  if (l.budget || l.breaker || l.adaptive) return true;
+  if (l.budget || l.breaker || l.adaptive || l.latency) return true;
   return s.actual.tokens !== s.estimate.tokens && l.buckets.some((b) => b.tokens);
 }
 
@@ -393,6 +417,7 @@ export function scopePolicy(ctx0: ScopeContext, limits: ResolvedLimits, now: num
       pacing: limits.adaptive ? (ctx.pacing ?? pacingInit()) : null,
       ttft: limits.latency ? (ctx.ttft ?? averageInit(now)) : null,
       itl: limits.latency ? (ctx.itl ?? averageInit(now)) : null,
+      latencyLimit: limits.latency ? (ctx.latencyLimit ?? latencyLimitInit(limits.latency)) : null,
       lastActiveAt: now,
     },
     notices: adv.notices,
@@ -424,6 +449,7 @@ export function scopeReset(ctx0: ScopeContext, what: ResetWhat, now: number): St
       ttft: ctx.ttft ? averageInit(now) : null,
       itl: ctx.itl ? averageInit(now) : null,
       overloaded: false,
+      latencyLimit: ctx.limits.latency ? latencyLimitInit(ctx.limits.latency) : null,
     };
   }
   return { ctx: { ...ctx, lastActiveAt: now }, notices };

@@ -1,6 +1,6 @@
 import { Subject } from "rxjs";
 import { DEFAULT_JITTER, DEFAULT_LEASE_TTL_MS, type PolicyDocument } from "../../machines/policy.js";
-import { type Demand, type LimitInfo, type Outcome, type ResetWhat, type ScopeContext, type ScopeNotice, type ScopeVerdict, type Settlement, type Usage, scopeCheck, settlementMatters } from "../../machines/scope.js";
+import { type Demand, type LimitInfo, type Outcome, type ResetWhat, type ScopeContext, type ScopeNotice, type ScopeVerdict, type Settlement, type Usage, scopeCheck, scopeHoldsSlots, scopeSlotLimit, settlementMatters } from "../../machines/scope.js";
 import { type ScopeEvent, scopeStep } from "../../machines/scopeMachine.js";
 import type { Clock } from "../clock.js";
 import type { Decision, DecisionEvent, ReportAck } from "../protocol/decision.js";
@@ -225,7 +225,7 @@ export class Admissions {
         throw badRequest("lease: belongs to another key or model");
       }
       const actual = this.actualOf(rep, rec.estimate);
-      this.settle(rec, { outcome: rep.outcome, actual, retryAfterMs: rep.retryAfterMs }, now);
+      this.settle(rec, { outcome: rep.outcome, actual, retryAfterMs: rep.retryAfterMs, latency: { ttftMs: rep.ttftMs, itlMs: rep.itlMs } }, now);
       this.leases.settle(rec, true, now + this.leaseTtlMs);
       this.emitReport(rep, rec.key, rec.model, actual, "applied", now);
       this.processWaiters();
@@ -332,7 +332,7 @@ export class Admissions {
    * and {@link CONCURRENCY_RETRY_HINT_MS}. Callers that must not poll use `waitMs`.
    */
   private hintsFor(scope: string, ctx: ScopeContext, now: number): { concurrencyWaitMs?: number } {
-    const limit = ctx.limits.concurrency;
+    const limit = scopeSlotLimit(ctx);
     if (limit === undefined || ctx.held < limit) return {};
     const exp = this.leases.earliestHeldExpiry(scope);
     const untilExpiry = exp === undefined ? this.leaseTtlMs : Math.max(1, exp - now);
@@ -437,7 +437,7 @@ export class Admissions {
     const probes: string[] = [];
     let delayMs = 0;
     for (let i = 0; i < scopes.length; i++) {
-      const holds = contexts[i]!.limits.concurrency !== undefined;
+      const holds = scopeHoldsSlots(contexts[i]!.limits);
       if (holds) held.push(scopes[i]!);
       const after = this.stage(scopes[i]!, { type: "admit", demand, held: holds, now });
       if (after.breaker?.state === "halfOpen") probes.push(scopes[i]!);
@@ -560,7 +560,7 @@ export class Admissions {
     }, Math.max(0, next - this.clock.now()));
   }
 
-  private settle(rec: LeaseRecord, r: { outcome: Outcome | "expired"; actual: Usage; retryAfterMs?: number }, now: number): void {
+  private settle(rec: LeaseRecord, r: { outcome: Outcome | "expired"; actual: Usage; retryAfterMs?: number; latency?: Settlement["latency"] }, now: number): void {
     for (const s of rec.scopes) {
       const settlement: Settlement = {
         estimate: rec.estimate,
@@ -569,6 +569,7 @@ export class Admissions {
         retryAfterMs: r.retryAfterMs,
         held: rec.held.includes(s),
         probe: rec.probes.includes(s),
+        latency: r.latency,
       };
       // Most scopes of a lease (a key with only a request rate, say) have nothing to settle: skip the event.
       if (settlementMatters(this.ctxOf(s), settlement)) this.stage(s, { type: "settle", settlement, now });

@@ -49,6 +49,9 @@ const latency = z
     ttftMs: positive().optional(),
     itlMs: positive().optional(),
     tauMs: positive(),
+    initialConcurrency: positiveInt().optional(),
+    minConcurrency: positiveInt().optional(),
+    maxConcurrency: positiveInt().optional(),
   })
   .refine((l) => l.ttftMs !== undefined || l.itlMs !== undefined, { error: "give ttftMs or itlMs", path: ["ttftMs"] });
 

@@ -17,14 +17,13 @@
  * or under the threshold; a p95 under the threshold would need a threshold set
  * below the SLO. p95 and the share of calls over the threshold are printed too.
  *
- * Result: the target (mean TTFT ≤ 1000 ms with goodput ≥ 80 %) is NOT reached by
- * any tauMs (or jitter, or lower threshold) tried; see the report and the
- * `it.fails` below, which turns red once sluice meets it. Why, in short: the
- * shedding is all-or-nothing on a signal that lags a whole call (a report, and
- * so its TTFT, arrives when the call ends): when the average dips under the
- * threshold every waiting worker is admitted within one retry period (60 in
- * flight, TTFT 2600 ms), and after the herd the average holds its value with no
- * traffic for tau·ln(w) (w ≈ samples per tau) before it starts to decay.
+ * Result: averages alone never reached the target (mean TTFT ≤ 1000 ms with
+ * goodput ≥ 80 %) at any tau: shedding on a signal that lags a whole call is
+ * all-or-nothing, so when the average dipped every waiting worker was admitted at
+ * once (60 in flight, TTFT 2600 ms). With the adaptive concurrency limit driven by
+ * each report's TTFT (machines/latencyLimit.ts) the upstream is held near the load
+ * it serves under the threshold: the target is met at tau 2 s and 15 s. At tau 1 s
+ * the averages guard itself trips on noise and goodput falls under 80 %.
  */
 import { afterAll, describe, expect, it } from "vitest";
 import { timer } from "rxjs";
@@ -107,9 +106,11 @@ describe("load-shedding simulation (virtual time)", () => {
 
   // Known gap (see the header and the report): expected to fail until shedding limits the
   // herd after `overloaded.off` (e.g. an adaptive concurrency limit driven by reported TTFTs).
-  it.fails("target: mean TTFT ≤ threshold with goodput ≥ 80 % of the under-threshold capacity", () => {
+  it("target: mean TTFT ≤ threshold with goodput ≥ 80 % of the under-threshold capacity (tau 2 s and the protocol's 15 s)", () => {
     const shed = results.filter((r) => r.label.startsWith("shedding"));
     expect(shed.length).toBe(variants.length);
-    expect(shed.some(meetsTarget)).toBe(true);
+    const byLabel = (l: string) => shed.find((r) => r.label.includes(l))!;
+    expect(meetsTarget(byLabel("tauMs 2000"))).toBe(true);
+    expect(meetsTarget(byLabel("tauMs 15000"))).toBe(true);
   });
 });
