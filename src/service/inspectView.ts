@@ -1,5 +1,6 @@
 import { type PolicyDocument, effectivePolicy, parseScope } from "../../machines/policy.js";
 import { latencyView, type ScopeContext } from "../../machines/scope.js";
+import { latencyLimitSlots } from "../../machines/latencyLimit.js";
 import { bucketLevel } from "../../machines/tokenBucket.js";
 import type { ScopeActor } from "../registry/ScopeRegistry.js";
 
@@ -40,6 +41,9 @@ function derivedView(ctx: ScopeContext, now: number): Record<string, unknown> {
   }
   if (ctx.breaker) view.breaker = ctx.breaker.state;
   if (ctx.pacing) view.pacing = { intervalMs: ctx.pacing.intervalMs, delayMs: Math.max(0, Math.ceil(ctx.pacing.nextSlotAt - now)) };
-  if (ctx.limits.latency) view.latency = { ...latencyView(ctx, now), overloaded: ctx.overloaded };
+  if (ctx.limits.latency) {
+    const limit = ctx.latencyLimit ? latencyLimitSlots(ctx.latencyLimit) : undefined;
+    view.latency = { ...latencyView(ctx, now), overloaded: ctx.overloaded, concurrencyLimit: limit, inFlight: ctx.held };
+  }
   return view;
 }
