@@ -74,6 +74,8 @@ export interface ScopeContext {
   overloaded: boolean;
   /** Adaptive concurrency limit from reported latencies (scopes with `latency`). */
   latencyLimit: LatencyLimitState | null;
+  /** Leases settled at their estimate because they expired unreported (since the last usage reset). */
+  unreported: number;
   /** Last event time, ms epoch (for passivation). */
   lastActiveAt: number;
 }
@@ -148,6 +150,7 @@ export function scopeInit(scope: string, limits: ResolvedLimits, now: number): S
     itl: limits.latency ? averageInit(now) : null,
     overloaded: false,
     latencyLimit: limits.latency ? latencyLimitInit(limits.latency) : null,
+    unreported: 0,
     lastActiveAt: now,
   };
 }
@@ -342,7 +345,7 @@ export function scopeSettle(ctx0: ScopeContext, s: Settlement, now: number): Ste
     if (r.changed) notices.push({ type: "pacing.changed", intervalMs: pacing.intervalMs });
   }
   return {
-    ctx: { ...ctx, buckets, held: s.held ? Math.max(0, ctx.held - 1) : ctx.held, budget, budgetExhausted, breaker, pacing, latencyLimit, lastActiveAt: now },
+    ctx: { ...ctx, buckets, held: s.held ? Math.max(0, ctx.held - 1) : ctx.held, budget, budgetExhausted, breaker, pacing, latencyLimit, unreported: s.outcome === "expired" ? ctx.unreported + 1 : ctx.unreported, lastActiveAt: now },
     notices,
   };
 }
@@ -440,7 +443,7 @@ export function scopeReset(ctx0: ScopeContext, what: ResetWhat, now: number): St
     for (const b of ctx.limits.buckets) buckets[b.kind] = bucketInit(b, now);
     const budget = ctx.budget && ctx.limits.budget ? budgetResetUsage(ctx.budget, ctx.limits.budget, now) : ctx.budget;
     if (budget) notices.push({ type: "budget.reset", by: "admin", periodStart: budget.periodStart, resetAt: budget.resetAt });
-    ctx = { ...ctx, buckets, budget, budgetExhausted: false };
+    ctx = { ...ctx, buckets, budget, budgetExhausted: false, unreported: 0 };
   }
   if (what === "all") {
     ctx = {

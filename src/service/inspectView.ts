@@ -37,6 +37,8 @@ function derivedView(ctx: ScopeContext, now: number): Record<string, unknown> {
       remaining: Math.max(0, ctx.limits.budget.limit - ctx.budget.used - ctx.budget.reserved),
       periodStart: new Date(ctx.budget.periodStart).toISOString(),
       nextReset: ctx.budget.resetAt === null ? null : new Date(ctx.budget.resetAt).toISOString(),
+      // Leases that expired unreported and were settled at their estimate.
+      unreported: ctx.unreported,
     };
   }
   if (ctx.breaker) view.breaker = ctx.breaker.state;

@@ -105,6 +105,14 @@ describe("service - admissions over NATS", () => {
     expect((await req("admit", { key: "k", model: "m" })).body.decision).toBe("admit");
   });
 
+  it("a lease that expires unreported is settled at its estimate and marked unreported in inspect", async () => {
+    await start({ leaseTtlMs: 1000, scopes: { key: { default: { budget: { limit: 10 } } } } });
+    await req("admit", { key: "k", model: "m", cost: 1.5 });
+    expect((await req("inspect", { scope: "key:k" })).body.view.budget).toMatchObject({ used: 0, reserved: 1.5, unreported: 0 });
+    clock.advance(1000);
+    expect((await req("inspect", { scope: "key:k" })).body.view.budget).toMatchObject({ used: 1.5, reserved: 0, unreported: 1 });
+  });
+
   it("a report published without reply subject is applied too", async () => {
     await start({ scopes: { key: { default: { budget: { limit: 10 } } } } });
     const d = (await req("admit", { key: "k", model: "m", cost: 1 })).body;
