@@ -128,6 +128,11 @@ export class Admissions {
     return this.waiters.size;
   }
 
+  /** Are callers waiting in the queue on `scope`? (Such a scope must stay live.) */
+  hasWaitersOn(scope: string): boolean {
+    return this.waiters.blocks([scope]) !== undefined;
+  }
+
   /** Decide an admission: at once, or (with `waitMs`) once there is room or the wait runs out. */
   admit(req: AdmitRequest): Decision | Promise<Decision> {
     return this.turn(() => this.admitOne(req, this.clock.now()));

@@ -27,6 +27,8 @@ export interface ScopeRegistryOptions {
  */
 export class ScopeRegistry {
   private readonly actors = new Map<string, ScopeActor>();
+  /** Contexts of passivated scopes that hold more than defaults; revived on next use. */
+  private readonly dormant = new Map<string, ScopeContext>();
   private doc: PolicyDocument;
   private readonly maxScopes: number;
 
@@ -62,7 +64,9 @@ export class ScopeRegistry {
     if (actor) return actor;
     const now = this.opts.clock.now();
     const limits = this.limitsFor(scope);
-    const restored = restore ? this.restoreWith(restore, limits) : undefined;
+    const sleeping = restore ?? this.dormant.get(scope);
+    if (sleeping) this.dormant.delete(scope);
+    const restored = sleeping ? this.restoreWith(sleeping, limits) : undefined;
     actor = createActor(scopeMachine, {
       id: scope,
       input: { scope, limits, now, restore: restored },
@@ -72,7 +76,8 @@ export class ScopeRegistry {
     if (onNotice) actor.on("*", (n) => onNotice(scope, n as ScopeNotice));
     actor.start();
     this.actors.set(scope, actor);
-    if (restored) actor.send({ type: "policy", limits, now });
+    // A context from before a policy change gets the limits in force now (usage kept).
+    if (restored && JSON.stringify(restored.limits) !== JSON.stringify(limits)) actor.send({ type: "policy", limits, now });
     return actor;
   }
 
@@ -112,12 +117,26 @@ export class ScopeRegistry {
     return this.actors.entries();
   }
 
-  /** Stop and forget one actor (passivation). */
-  remove(scope: string): void {
+  /**
+   * Stop one actor (passivation). With `keep` its context is kept, as plain data,
+   * and the actor comes back from it on next use; without, the scope starts afresh.
+   */
+  remove(scope: string, keep = false): void {
     const actor = this.actors.get(scope);
     if (!actor) return;
+    if (keep) this.dormant.set(scope, actor.getSnapshot().context);
     actor.stop();
     this.actors.delete(scope);
+  }
+
+  /** The kept context of a passivated scope. */
+  dormantContext(scope: string): ScopeContext | undefined {
+    return this.dormant.get(scope);
+  }
+
+  /** Number of passivated scopes whose context is kept. */
+  get dormantCount(): number {
+    return this.dormant.size;
   }
 
   /** Stop every actor. */

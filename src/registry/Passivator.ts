@@ -1,0 +1,90 @@
+import { scopeIsPristine } from "../../machines/scope.js";
+import type { Clock } from "../clock.js";
+import type { Logger } from "../log.js";
+import type { ScopeRegistry } from "./ScopeRegistry.js";
+
+/** Defaults of {@link PassivatorOptions}. */
+export const DEFAULT_PASSIVATION = {
+  /** A scope with no traffic for this long is passivated, ms. */
+  idleMs: 10 * 60_000,
+  /** How often a sweep runs, ms. */
+  sweepEveryMs: 1_000,
+  /** Most actors looked at per sweep (the sweep resumes where it stopped). */
+  perSweep: 5_000,
+} as const;
+
+export interface PassivatorOptions {
+  registry: ScopeRegistry;
+  clock: Clock;
+  logger?: Logger;
+  idleMs?: number;
+  sweepEveryMs?: number;
+  perSweep?: number;
+  /** Something outside the actor still needs it live (callers waiting on it). */
+  busy?: (scope: string) => boolean;
+}
+
+/**
+ * Stops scope actors that have seen no traffic for `idleMs`, so that memory
+ * follows the number of active scopes rather than the number ever seen. A scope
+ * that holds nothing but defaults (full buckets, no usage, closed breaker) is
+ * dropped; any other keeps its context as plain data and comes back from it on
+ * next use. A scope with leases in flight or callers waiting is never passivated.
+ * Sweeps walk the actors incrementally, a slice per tick.
+ */
+export class Passivator {
+  private timer: unknown = undefined;
+  private cursor: Iterator<[string, unknown]> | undefined;
+  private readonly idleMs: number;
+  private readonly sweepEveryMs: number;
+  private readonly perSweep: number;
+  /** Scopes passivated so far: dropped (pristine) and kept (with state). */
+  readonly counts = { dropped: 0, kept: 0 };
+
+  constructor(private readonly opts: PassivatorOptions) {
+    this.idleMs = opts.idleMs ?? DEFAULT_PASSIVATION.idleMs;
+    this.sweepEveryMs = opts.sweepEveryMs ?? DEFAULT_PASSIVATION.sweepEveryMs;
+    this.perSweep = opts.perSweep ?? DEFAULT_PASSIVATION.perSweep;
+  }
+
+  start(): void {
+    if (this.timer !== undefined) return;
+    const tick = () => {
+      this.sweep();
+      this.timer = this.opts.clock.setTimeout(tick, this.sweepEveryMs);
+    };
+    this.timer = this.opts.clock.setTimeout(tick, this.sweepEveryMs);
+  }
+
+  stop(): void {
+    if (this.timer !== undefined) this.opts.clock.clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Look at up to `perSweep` actors and passivate the idle ones. Returns how many were passivated. */
+  sweep(now = this.opts.clock.now()): number {
+    const { registry } = this.opts;
+    let looked = 0;
+    let passivated = 0;
+    // Map iterators are live: removing entries during the walk is safe, and the walk resumes next tick.
+    this.cursor ??= registry.entries();
+    while (looked < this.perSweep) {
+      const next = this.cursor.next();
+      if (next.done) {
+        this.cursor = undefined;
+        break;
+      }
+      looked++;
+      const [scope, actor] = next.value as [string, { getSnapshot(): { context: import("../../machines/scope.js").ScopeContext } }];
+      const ctx = actor.getSnapshot().context;
+      if (now - ctx.lastActiveAt < this.idleMs || ctx.held > 0 || this.opts.busy?.(scope)) continue;
+      const keep = !scopeIsPristine(ctx, now);
+      registry.remove(scope, keep);
+      if (keep) this.counts.kept++;
+      else this.counts.dropped++;
+      passivated++;
+    }
+    if (passivated > 0) this.opts.logger?.debug({ passivated, live: registry.size, dormant: registry.dormantCount }, "passivated idle scopes");
+    return passivated;
+  }
+}

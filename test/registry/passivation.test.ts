@@ -1,0 +1,73 @@
+import { describe, expect, it } from "vitest";
+import { Admissions } from "../../src/admission/Admissions.js";
+import { ManualClock } from "../../src/clock.js";
+import { parsePolicy } from "../../src/protocol/policySchema.js";
+import { admitRequestSchema, reportSchema } from "../../src/protocol/schemas.js";
+import { Passivator } from "../../src/registry/Passivator.js";
+import { ScopeRegistry } from "../../src/registry/ScopeRegistry.js";
+
+const MINUTE = 60_000;
+
+function setup(doc: unknown, idleMs = 10 * MINUTE) {
+  const clock = new ManualClock(Date.UTC(2026, 10, 23, 8));
+  const registry = new ScopeRegistry({ policy: parsePolicy(doc), clock });
+  const admissions = new Admissions({ registry, clock, random: () => 0 });
+  const passivator = new Passivator({ registry, clock, idleMs, sweepEveryMs: 1_000, busy: (s) => admissions.hasWaitersOn(s) });
+  passivator.start();
+  const admit = (body: Record<string, unknown>) => admissions.admit(admitRequestSchema.parse({ model: "m", ...body })) as any;
+  const report = (body: Record<string, unknown>) => admissions.report(reportSchema.parse(body));
+  return { clock, registry, admissions, passivator, admit, report };
+}
+
+describe("passivation - idle actors on virtual time", () => {
+  it("an idle scope with usage is stopped, and comes back with identical state", () => {
+    const s = setup({ scopes: { key: { default: { rpm: 10, budget: { limit: 5, period: "day", calendar: true } } } } });
+    const d = s.admit({ key: "k", cost: 1 });
+    s.report({ lease: d.lease, outcome: "ok", cost: 1.25 });
+    const before = s.registry.context("key:k")!;
+    s.clock.advance(10 * MINUTE + 1_000);
+    expect(s.registry.peek("key:k")).toBeUndefined();
+    expect(s.registry.dormantContext("key:k")).toEqual(before);
+    expect(s.passivator.counts.kept).toBeGreaterThanOrEqual(1);
+    // Next use revives it from the kept context: the same usage, the same limits.
+    expect(s.admit({ key: "k", cost: 3.75 }).decision).toBe("admit");
+    expect(s.registry.context("key:k")!.budget).toMatchObject({ used: 1.25, reserved: 3.75 });
+    expect(s.admit({ key: "k", cost: 0.01 })).toMatchObject({ decision: "reject", reason: "budget_exhausted", scope: "key:k" });
+  });
+
+  it("a scope that holds only defaults is dropped, not kept", () => {
+    const s = setup({ scopes: { key: { default: { rpm: 60 } } } });
+    const d = s.admit({ key: "k" });
+    s.report({ lease: d.lease, outcome: "ok" });
+    s.clock.advance(11 * MINUTE);
+    expect(s.registry.peek("key:k")).toBeUndefined();
+    // A minute refills the bucket: nothing worth keeping.
+    expect(s.registry.dormantContext("key:k")).toBeUndefined();
+    expect(s.registry.size).toBe(0);
+  });
+
+  it("never passivates a scope with a lease in flight or a caller waiting on it", async () => {
+    const s = setup({ leaseTtlMs: 3_600_000, scopes: { key: { default: { concurrency: 5 } }, team: { default: { concurrency: 1 } } } }, MINUTE);
+    const first = s.admit({ key: "a", scopes: { team: "t" } });
+    const waiting = s.admit({ key: "b", scopes: { team: "t" }, waitMs: 5 * MINUTE });
+    s.clock.advance(2 * MINUTE);
+    expect(s.registry.peek("key:a")).toBeDefined();
+    expect(s.registry.peek("team:t")).toBeDefined();
+    s.report({ lease: first.lease, outcome: "ok" });
+    expect(await waiting).toMatchObject({ decision: "admit" });
+    // Once nothing holds them, they go too.
+    s.clock.advance(2 * MINUTE);
+    expect(s.registry.peek("key:a")).toBeUndefined();
+  });
+
+  it("a policy change while a scope sleeps reaches it when it wakes, usage kept", () => {
+    const s = setup({ scopes: { key: { default: { budget: { limit: 5 } } } } });
+    const d = s.admit({ key: "k", cost: 2 });
+    s.report({ lease: d.lease, outcome: "ok", cost: 2 });
+    s.clock.advance(11 * MINUTE);
+    expect(s.registry.dormantContext("key:k")).toBeDefined();
+    s.registry.setPolicy(parsePolicy({ scopes: { key: { default: { budget: { limit: 3 } } } } }));
+    expect(s.admit({ key: "k", cost: 1.5 })).toMatchObject({ decision: "reject", reason: "budget_exhausted" });
+    expect(s.registry.context("key:k")!.budget!.used).toBe(2);
+  });
+});
