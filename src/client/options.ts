@@ -1,0 +1,74 @@
+/**
+ * The client's options: one defaults object with units in the names, spread
+ * under the caller's partial options and validated once, in the constructor.
+ */
+import { z } from "zod";
+import { MAX_BATCH, describeZodError } from "../protocol/schemas.js";
+import { SluiceClientError } from "./SluiceClientError.js";
+
+/** Options of {@link SluiceClient}. Every field is optional; see {@link DEFAULT_CLIENT_OPTIONS}. */
+export interface SluiceClientOptions {
+  /** Subject prefix sluice serves under (`SLUICE_PREFIX` on the service). Default `sluice`. */
+  prefix?: string;
+  /**
+   * NATS request timeout, ms. Default 5000. An admission with `waitMs` gets
+   * `timeoutMs + waitMs`, so that waiting in sluice's queue never times out.
+   */
+  timeoutMs?: number;
+  /**
+   * Auto-batching of `admit()`: calls that do not wait (`waitMs` 0) made in the
+   * same turn of the event loop are sent together, one call as `<p>.admit` and
+   * several as one `<p>.admit.batch`. Default true.
+   */
+  batch?: boolean;
+  /**
+   * Extra time, ms, that calls are held for while an earlier admission of this
+   * client is still unanswered, so that a busy client sends fewer, larger
+   * batches (like Nagle's algorithm). The held calls go out when the earlier
+   * reply arrives, when the window closes or when `maxBatch` are held,
+   * whichever comes first. A client with nothing in flight never waits. Default
+   * 0: only calls made in the same turn are combined, with no added latency.
+   */
+  batchWindowMs?: number;
+  /** Most admissions in one `<p>.admit.batch`, 1–1000. Default 100. */
+  maxBatch?: number;
+}
+
+/** Defaults of {@link SluiceClientOptions}. */
+export const DEFAULT_CLIENT_OPTIONS = {
+  prefix: "sluice",
+  timeoutMs: 5_000,
+  batch: true,
+  batchWindowMs: 0,
+  maxBatch: 100,
+} as const satisfies Required<SluiceClientOptions>;
+
+/** Options after defaults and validation. */
+export type ResolvedClientOptions = Required<SluiceClientOptions>;
+
+const optionsSchema = z.strictObject({
+  prefix: z
+    .string({ error: "expected a string" })
+    .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, { error: "expected subject tokens such as sluice or acme.sluice" }),
+  timeoutMs: z.number({ error: "expected a positive integer" }).int({ error: "expected a positive integer" }).positive({ error: "expected a positive integer" }),
+  batch: z.boolean({ error: "expected true or false" }),
+  batchWindowMs: z.number({ error: "expected a non-negative number" }).min(0, { error: "expected a non-negative number" }).finite({ error: "expected a non-negative number" }),
+  maxBatch: z
+    .number({ error: `expected an integer from 1 to ${MAX_BATCH}` })
+    .int({ error: `expected an integer from 1 to ${MAX_BATCH}` })
+    .min(1, { error: `expected an integer from 1 to ${MAX_BATCH}` })
+    .max(MAX_BATCH, { error: `expected an integer from 1 to ${MAX_BATCH}` }),
+});
+
+/** Defaults under `opts`, validated; throws `bad_request` naming the option and its value. */
+export function resolveClientOptions(opts: SluiceClientOptions = {}): ResolvedClientOptions {
+  // `undefined` means "the default", as with every other option object.
+  const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined));
+  const r = optionsSchema.safeParse({ ...DEFAULT_CLIENT_OPTIONS, ...given });
+  if (!r.success) {
+    const field = String(r.error.issues[0]?.path[0] ?? "");
+    const value = field in given ? ` (got ${JSON.stringify((given as Record<string, unknown>)[field])})` : "";
+    throw new SluiceClientError("bad_request", `options.${describeZodError(r.error)}${value}`);
+  }
+  return r.data;
+}
