@@ -5,7 +5,12 @@
  */
 import { readFileSync } from "node:fs";
 import { connect } from "@nats-io/transport-node";
+import type { InspectionEvent } from "xstate";
 import { ConfigError, loadConfig } from "./config.js";
+import { startHttpServer, type SluiceHttpServer } from "./http/httpServer.js";
+import { SluiceMetrics } from "./http/metrics.js";
+import { createNatsInspector } from "./inspection/natsInspector.js";
+import { InspectPortInUseError, startWebSocketInspection, type WebSocketInspection } from "./inspection/wsInspector.js";
 import { createLogger } from "./log.js";
 import { isSluiceRequestError } from "./protocol/errors.js";
 import { EMPTY_POLICY, parsePolicy } from "./protocol/policySchema.js";
@@ -67,7 +72,34 @@ async function main(): Promise<void> {
     for await (const s of nc.status()) logger.info({ status: s.type }, "NATS connection status");
   })();
 
-  const service = await SluiceService.start({ nc, policy, prefix: config.prefix, logger });
+  let inspect: ((event: InspectionEvent) => void) | undefined;
+  let wsInspection: WebSocketInspection | undefined;
+  if (config.inspect === "ws") {
+    try {
+      wsInspection = await startWebSocketInspection();
+    } catch (e) {
+      if (e instanceof InspectPortInUseError) fail(`SLUICE_INSPECT=ws: ${e.message}`, 1);
+      throw e;
+    }
+    inspect = wsInspection.inspect;
+    logger.info({ url: wsInspection.url }, `XState inspector: open ${wsInspection.url}`);
+  } else if (config.inspect === "nats") {
+    inspect = createNatsInspector({ nc, prefix: config.prefix }).inspect;
+    logger.info({ subject: `${config.prefix}.inspect.events.>` }, "XState inspection events are published on NATS");
+  }
+
+  const metrics = config.httpPort !== undefined ? new SluiceMetrics() : undefined;
+  const service = await SluiceService.start({ nc, policy, prefix: config.prefix, logger, inspect, observer: metrics?.observer });
+
+  let http: SluiceHttpServer | undefined;
+  if (config.httpPort !== undefined) {
+    try {
+      http = await startHttpServer({ port: config.httpPort, service, nc, metrics, logger });
+    } catch (e) {
+      fail(`SLUICE_HTTP_PORT=${config.httpPort}: cannot listen (${(e as Error).message})`, 1);
+    }
+    logger.info({ url: http.url }, `metrics at ${http.url}/metrics, dashboard at ${http.url}/`);
+  }
 
   let shuttingDown = false;
   const shutdown = async (signal: string) => {
@@ -76,6 +108,8 @@ async function main(): Promise<void> {
     logger.info({ signal }, "shutting down");
     try {
       await service.stop();
+      await http?.stop();
+      wsInspection?.stop();
       await nc.drain();
       await local.stop();
       logger.flush();

@@ -5,11 +5,11 @@
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import { type Service, type ServiceMsg, Svcm } from "@nats-io/services";
-import { type SchedulerLike, type Subscription, asyncScheduler, map } from "rxjs";
+import { type SchedulerLike, type Subscription, asyncScheduler, map, tap } from "rxjs";
 import type { InspectionEvent } from "xstate";
 import { type PolicyDocument, parseScope } from "../../machines/policy.js";
 import { latencyOver, type ScopeNotice } from "../../machines/scope.js";
-import { Admissions } from "../admission/Admissions.js";
+import { type AppliedReport, Admissions } from "../admission/Admissions.js";
 import { type Clock, systemClock } from "../clock.js";
 import { DEFAULT_CONFIG } from "../config.js";
 import { type Logger, silentLogger } from "../log.js";
@@ -50,10 +50,30 @@ export interface SluiceServiceOptions {
   random?: () => number;
   /** XState inspection observer for every scope actor. */
   inspect?: (event: InspectionEvent) => void;
+  /** Watches decisions, reports and reply times (metrics, dashboards). Default: none. */
+  observer?: ServiceObserver;
   maxAdmitBytes?: number;
   maxBodyBytes?: number;
   maxWaiters?: number;
   maxScopes?: number;
+}
+
+/**
+ * What the service tells an observer (metrics, dashboards). Every method is
+ * optional and is called synchronously on the decision path, so it must be
+ * cheap; whatever it throws is logged and dropped, never seen by a caller.
+ */
+export interface ServiceObserver {
+  /** Every decision, as published on `<p>.decisions.…` (idempotent repeats are not decisions). */
+  decision?(ev: DecisionEvent): void;
+  /** Every report applied (repeats are not). */
+  report?(r: AppliedReport): void;
+  /**
+   * A reply of `admit` or `admit-batch` went out `seconds` after its message was
+   * received (from the socket read that brought it). `queued`: the reply waited in
+   * sluice, in the queue (`waitMs`) or for a pacing slot.
+   */
+  replied?(endpoint: "admit" | "admit-batch", seconds: number, queued: boolean): void;
 }
 
 /** A running sluice service. */
@@ -62,13 +82,15 @@ export class SluiceService {
   readonly admissions: Admissions;
   readonly prefix: string;
   private readonly nc: NatsConnection;
-  private readonly clock: Clock;
+  /** The service's clock: the time its decisions are made at. */
+  readonly clock: Clock;
   private readonly logger: Logger;
   private readonly subs: Subscription[] = [];
   private readonly modelTokens = new Map<string, string>();
   private readonly warned = new Set<string>();
   private readonly errorCounts = new Map<string, Map<string, number>>();
   private service?: Service;
+  private started = false;
   private stopping = false;
   private inFlight = 0;
   private idle?: () => void;
@@ -133,6 +155,9 @@ export class SluiceService {
     });
 
     this.subs.push(this.admissions.decisions.subscribe((ev) => this.publishDecision(ev)));
+    const observer = this.opts.observer;
+    if (observer?.decision) this.subs.push(this.admissions.decisions.subscribe((ev) => this.tell(() => observer.decision!.call(observer, ev))));
+    if (observer?.report) this.subs.push(this.admissions.reports.subscribe((r) => this.tell(() => observer.report!.call(observer, r))));
     this.subs.push(
       latencyAverages(
         this.admissions.reports,
@@ -147,7 +172,22 @@ export class SluiceService {
       }),
     );
     await this.nc.flush();
+    this.started = true;
     this.logger.info({ prefix: p }, "sluice is serving");
+  }
+
+  /** Whether the endpoints are up and answering: started, and not stopping. */
+  get serving(): boolean {
+    return this.started && !this.stopping;
+  }
+
+  /** Run an observer callback; an observer's failure must never reach the decision path. */
+  private tell(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.logger.warn({ err }, "service observer failed");
+    }
   }
 
   /**
@@ -156,21 +196,23 @@ export class SluiceService {
    * nothing a client sends can end the stream.
    */
   private serve(svc: Service, name: string, subject: string, handle: (msg: ServiceMsg) => unknown): void {
+    const replied = this.repliedHook(name);
     const sub = fromEndpoint(svc, name, subject)
       .pipe(
         map((msg) => {
-          if (this.stopping) return { msg, result: undefined, error: unavailable("sluice is shutting down") };
+          const at = replied ? performance.now() : 0;
+          if (this.stopping) return { msg, at, result: undefined, error: unavailable("sluice is shutting down") };
           try {
-            return { msg, result: handle(msg), error: undefined };
+            return { msg, at, result: handle(msg), error: undefined };
           } catch (error) {
-            return { msg, result: undefined, error };
+            return { msg, at, result: undefined, error };
           }
         }),
       )
       .subscribe({
-        next: ({ msg, result, error }) => {
+        next: ({ msg, at, result, error }) => {
           if (error !== undefined) this.fail(subject, msg, error);
-          else this.answer(subject, msg, result);
+          else this.answer(subject, msg, result, replied && ((queued) => replied(at, queued)));
         },
         error: (err) => this.logger.error({ err, endpoint: name }, "endpoint subscription failed"),
       });
@@ -189,10 +231,21 @@ export class SluiceService {
     decode: (msg: ServiceMsg) => T,
     handleMany: (items: T[]) => unknown[],
   ): void {
+    const replied = this.repliedHook(name);
+    // When the first message of the current socket read arrived; the read's messages are decided together.
+    let turnAt = 0;
     const sub = fromEndpoint(svc, name, subject)
-      .pipe(bufferTurn())
+      .pipe(
+        tap(() => {
+          if (replied && turnAt === 0) turnAt = performance.now();
+        }),
+        bufferTurn(),
+      )
       .subscribe({
         next: (msgs) => {
+          const at = turnAt;
+          turnAt = 0;
+          const done = replied && ((queued: boolean) => replied(at, queued));
           if (this.stopping) {
             for (const msg of msgs) this.fail(subject, msg, unavailable("sluice is shutting down"));
             return;
@@ -214,23 +267,42 @@ export class SluiceService {
             for (const msg of owners) this.fail(subject, msg, error);
             return;
           }
-          for (let i = 0; i < owners.length; i++) this.answer(subject, owners[i]!, results[i]);
+          for (let i = 0; i < owners.length; i++) this.answer(subject, owners[i]!, results[i], done);
         },
         error: (err) => this.logger.error({ err, endpoint: name }, "endpoint subscription failed"),
       });
     this.subs.push(sub);
   }
 
-  private answer(subject: string, msg: ServiceMsg, result: unknown): void {
+  /**
+   * The observer's `replied` for a decision endpoint, as a function of the receipt
+   * time (performance.now(), ms: a measurement of this process, not domain time).
+   */
+  private repliedHook(name: string): ((at: number, queued: boolean) => void) | undefined {
+    const replied = this.opts.observer?.replied;
+    if (!replied || (name !== "admit" && name !== "admit-batch")) return undefined;
+    return (at, queued) => this.tell(() => replied.call(this.opts.observer, name, (performance.now() - at) / 1000, queued));
+  }
+
+  private answer(subject: string, msg: ServiceMsg, result: unknown, replied?: (queued: boolean) => void): void {
     if (result instanceof SluiceRequestError) this.fail(subject, msg, result);
     else if (result instanceof Promise) {
       this.inFlight++;
       result
-        .then((v) => replyJson(msg, v), (e) => this.fail(subject, msg, e))
+        .then(
+          (v) => {
+            replyJson(msg, v);
+            replied?.(true);
+          },
+          (e) => this.fail(subject, msg, e),
+        )
         .finally(() => {
           if (--this.inFlight === 0) this.idle?.();
         });
-    } else replyJson(msg, result);
+    } else {
+      replyJson(msg, result);
+      replied?.(false);
+    }
   }
 
   private fail(subject: string, msg: ServiceMsg, error: unknown): void {
