@@ -104,7 +104,8 @@ export interface ScopePolicy {
   tphBurst?: number;
   /** At most this many unexpired leases at once. */
   concurrency?: number;
-  budget?: BudgetPolicy;
+  /** One budget, or several (say tokens per day and requests per hour), each counted and reset on its own. */
+  budget?: BudgetPolicy | BudgetPolicy[];
   breaker?: BreakerPolicy;
   adaptive?: AdaptivePolicy;
   latency?: LatencyPolicy;
@@ -157,7 +158,8 @@ export interface BucketLimit {
 export interface ResolvedLimits {
   buckets: BucketLimit[];
   concurrency?: number;
-  budget?: BudgetPolicy;
+  /** The scope's budgets (empty: none), in policy order. */
+  budgets: BudgetPolicy[];
   breaker?: BreakerPolicy;
   adaptive?: AdaptivePolicy;
   latency?: LatencyPolicy;
@@ -181,7 +183,7 @@ export function effectivePolicy(doc: PolicyDocument, kind: string, value: string
   if (ov) {
     for (const [field, v] of Object.entries(ov)) {
       if (v === null) delete base[field];
-      else if (typeof v === "object" && !Array.isArray(v) && typeof base[field] === "object" && base[field] !== null) {
+      else if (typeof v === "object" && !Array.isArray(v) && typeof base[field] === "object" && base[field] !== null && !Array.isArray(base[field])) {
         base[field] = { ...(base[field] as object), ...v };
       } else base[field] = v;
     }
@@ -200,9 +202,9 @@ export function resolveLimits(policy: ScopePolicy): ResolvedLimits {
     const burst = specific ?? (tokens ? undefined : policy.burst) ?? limit;
     buckets.push({ kind, limit, burst, ratePerMs: limit / RATE_PERIOD_MS[kind], tokens });
   }
-  const out: ResolvedLimits = { buckets };
+  const budgets = policy.budget === undefined ? [] : Array.isArray(policy.budget) ? policy.budget : [policy.budget];
+  const out: ResolvedLimits = { buckets, budgets };
   if (policy.concurrency !== undefined) out.concurrency = policy.concurrency;
-  if (policy.budget) out.budget = policy.budget;
   if (policy.breaker) out.breaker = policy.breaker;
   if (policy.adaptive) out.adaptive = policy.adaptive;
   if (policy.latency) out.latency = policy.latency;

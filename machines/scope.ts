@@ -29,7 +29,7 @@ import {
 } from "./breaker.js";
 import { type LatencyLimitState, type LatencySample, latencyLimitInit, latencyLimitOnReport, latencyLimitSlots } from "./latencyLimit.js";
 import { type PacingState, pacingDelay, pacingInit, pacingOnOutcome, pacingReset, pacingTake } from "./pacing.js";
-import type { BucketLimit, RateKind, ResolvedLimits } from "./policy.js";
+import type { BucketLimit, BudgetPolicy, RateKind, ResolvedLimits } from "./policy.js";
 import { type BucketState, bucketAdjust, bucketCheck, bucketInit, bucketRebase, bucketRoomInMs, bucketTake } from "./tokenBucket.js";
 
 export type { Outcome, Usage };
@@ -49,6 +49,8 @@ export type Reason =
 export interface LimitInfo {
   scope: string;
   kind: RateKind | "concurrency" | "budget";
+  /** Budgets: what is counted (`cost`, `tokens`, `requests`). */
+  unit?: string;
   limit: number;
   remaining: number;
   /** Time until the limit has room again (budgets: until the reset), ms. */
@@ -63,9 +65,10 @@ export interface ScopeContext {
   buckets: Partial<Record<RateKind, BucketState>>;
   /** Unexpired leases holding a concurrency slot. */
   held: number;
-  budget: BudgetState | null;
-  /** Budget usage at or over its limit (for the once-per-crossing event). */
-  budgetExhausted: boolean;
+  /** One state per budget of `limits.budgets`, in the same order; each counts and resets on its own. */
+  budgets: BudgetState[];
+  /** Per budget: usage at or over its limit (for the once-per-crossing event). */
+  budgetExhausted: boolean[];
   breaker: BreakerState | null;
   pacing: PacingState | null;
   ttft: AverageState | null;
@@ -142,8 +145,8 @@ export function scopeInit(scope: string, limits: ResolvedLimits, now: number): S
     limits,
     buckets,
     held: 0,
-    budget: limits.budget ? budgetInit(limits.budget, now) : null,
-    budgetExhausted: false,
+    budgets: limits.budgets.map((b) => budgetInit(b, now)),
+    budgetExhausted: limits.budgets.map(() => false),
     breaker: limits.breaker ? breakerInit() : null,
     pacing: limits.adaptive ? pacingInit() : null,
     ttft: limits.latency ? averageInit(now) : null,
@@ -188,11 +191,18 @@ export function latencyOver(ctx: ScopeContext, now: number, share = 1): boolean 
 export function scopeAdvance(ctx: ScopeContext, now: number): Step {
   const notices: ScopeNotice[] = [];
   let next = ctx;
-  if (ctx.budget && ctx.limits.budget) {
-    const r = budgetAdvance(ctx.budget, ctx.limits.budget, now);
+  for (let i = 0; i < ctx.budgets.length; i++) {
+    const p = ctx.limits.budgets[i];
+    if (!p) continue;
+    const r = budgetAdvance(ctx.budgets[i]!, p, now);
     if (r.reset) {
-      next = { ...next, budget: r.state, budgetExhausted: false };
-      notices.push({ type: "budget.reset", periodStart: r.state.periodStart, resetAt: r.state.resetAt });
+      // Each budget resets on its own boundary, once.
+      const budgets = next.budgets.slice();
+      const budgetExhausted = next.budgetExhausted.slice();
+      budgets[i] = r.state;
+      budgetExhausted[i] = false;
+      next = { ...next, budgets, budgetExhausted };
+      notices.push({ type: "budget.reset", budget: i, unit: p.unit ?? "cost", periodStart: r.state.periodStart, resetAt: r.state.resetAt });
     }
   }
   if (ctx.breaker && ctx.limits.breaker) {
@@ -256,12 +266,15 @@ export function scopeCheck(ctx0: ScopeContext, demand: Demand, now: number, hint
     // Slots free when leases are reported or expire; only the runtime can estimate when.
     if (free <= 0) refuse("concurrency", limits.concurrency === 0 ? undefined : (hints.concurrencyWaitMs ?? 0));
   }
-  if (ctx.budget && limits.budget) {
-    const amount = budgetAmount(limits.budget, demandUsage(demand));
-    const v = budgetCheck(ctx.budget, limits.budget, amount, now);
-    const resetMs = ctx.budget.resetAt === null ? undefined : Math.max(0, ctx.budget.resetAt - now);
-    info.push({ scope: ctx.scope, kind: "budget", limit: limits.budget.limit, remaining: v.ok ? Math.max(0, v.remaining - amount) : v.remaining, resetMs });
-    if (!v.ok) refuse(amount > limits.budget.limit ? "too_large" : "budget_exhausted", amount > limits.budget.limit ? undefined : v.retryAfterMs);
+  for (let i = 0; i < limits.budgets.length; i++) {
+    const p = limits.budgets[i]!;
+    const b = ctx.budgets[i];
+    if (!b) continue;
+    const amount = budgetAmount(p, demandUsage(demand));
+    const v = budgetCheck(b, p, amount, now);
+    const resetMs = b.resetAt === null ? undefined : Math.max(0, b.resetAt - now);
+    info.push({ scope: ctx.scope, kind: "budget", unit: p.unit ?? "cost", limit: p.limit, remaining: v.ok ? Math.max(0, v.remaining - amount) : v.remaining, resetMs });
+    if (!v.ok) refuse(amount > p.limit ? "too_large" : "budget_exhausted", amount > p.limit ? undefined : v.retryAfterMs);
   }
   let delayMs = 0;
   if (ctx.pacing && limits.adaptive) {
@@ -290,24 +303,38 @@ export function scopeAdmit(ctx0: ScopeContext, demand: Demand, held: boolean, no
   for (const b of ctx.limits.buckets) {
     buckets[b.kind] = bucketTake(ctx.buckets[b.kind] ?? bucketInit(b, now), b, bucketAmount(b, demand), now);
   }
-  let budget = ctx.budget;
-  let budgetExhausted = ctx.budgetExhausted;
-  if (budget && ctx.limits.budget) {
-    budget = budgetReserve(budget, budgetAmount(ctx.limits.budget, demandUsage(demand)));
-    budgetExhausted = exhaustedNotice(budget, ctx.limits.budget.limit, budgetExhausted, notices);
-  }
+  const { budgets, budgetExhausted } = eachBudget(ctx, notices, (b, p) => budgetReserve(b, budgetAmount(p, demandUsage(demand))));
   const breaker = ctx.breaker && ctx.limits.breaker ? breakerOnAdmit(ctx.breaker, ctx.limits.breaker, now) : ctx.breaker;
   const pacing = ctx.pacing && ctx.limits.adaptive ? pacingTake(ctx.pacing, now) : ctx.pacing;
   return {
-    ctx: { ...ctx, buckets, held: held ? ctx.held + 1 : ctx.held, budget, budgetExhausted, breaker, pacing, lastActiveAt: now },
+    ctx: { ...ctx, buckets, held: held ? ctx.held + 1 : ctx.held, budgets, budgetExhausted, breaker, pacing, lastActiveAt: now },
     notices,
   };
 }
 
-function exhaustedNotice(budget: BudgetState, limit: number, was: boolean, notices: ScopeNotice[]): boolean {
-  const now = budget.used + budget.reserved >= limit;
-  if (now && !was) notices.push({ type: "budget.exhausted", used: budget.used, reserved: budget.reserved, limit });
-  return now;
+/**
+ * Apply `f` to every budget of the scope; a budget that reaches its limit is
+ * announced once per crossing, and one that falls back under it is re-armed.
+ */
+function eachBudget(
+  ctx: ScopeContext,
+  notices: ScopeNotice[],
+  f: (b: BudgetState, p: BudgetPolicy) => BudgetState,
+): { budgets: BudgetState[]; budgetExhausted: boolean[] } {
+  if (ctx.budgets.length === 0) return { budgets: ctx.budgets, budgetExhausted: ctx.budgetExhausted };
+  const budgets: BudgetState[] = [];
+  const budgetExhausted: boolean[] = [];
+  for (let i = 0; i < ctx.budgets.length; i++) {
+    const p = ctx.limits.budgets[i];
+    const b = p ? f(ctx.budgets[i]!, p) : ctx.budgets[i]!;
+    budgets.push(b);
+    const over = p !== undefined && b.used + b.reserved >= p.limit;
+    if (over && !ctx.budgetExhausted[i]) {
+      notices.push({ type: "budget.exhausted", budget: i, unit: p.unit ?? "cost", used: b.used, reserved: b.reserved, limit: p.limit });
+    }
+    budgetExhausted.push(over);
+  }
+  return { budgets, budgetExhausted };
 }
 
 /** A lease was reported, or expired unreported (settled at its estimate). */
@@ -322,14 +349,7 @@ export function scopeSettle(ctx0: ScopeContext, s: Settlement, now: number): Ste
       if (b.tokens) buckets[b.kind] = bucketAdjust(buckets[b.kind] ?? bucketInit(b, now), b, tokenDelta, now);
     }
   }
-  let budget = ctx.budget;
-  let budgetExhausted = ctx.budgetExhausted;
-  if (budget && ctx.limits.budget) {
-    const p = ctx.limits.budget;
-    budget = budgetSettle(budget, budgetAmount(p, s.estimate), budgetAmount(p, s.actual));
-    budgetExhausted = exhaustedNotice(budget, p.limit, budgetExhausted, notices);
-    if (budget.used + budget.reserved < p.limit) budgetExhausted = false;
-  }
+  const { budgets, budgetExhausted } = eachBudget(ctx, notices, (b, p) => budgetSettle(b, budgetAmount(p, s.estimate), budgetAmount(p, s.actual)));
   let breaker = ctx.breaker;
   if (breaker && ctx.limits.breaker) {
     const r = breakerOnOutcome(breaker, ctx.limits.breaker, s.outcome, now, s.probe);
@@ -345,7 +365,7 @@ export function scopeSettle(ctx0: ScopeContext, s: Settlement, now: number): Ste
     if (r.changed) notices.push({ type: "pacing.changed", intervalMs: pacing.intervalMs });
   }
   return {
-    ctx: { ...ctx, buckets, held: s.held ? Math.max(0, ctx.held - 1) : ctx.held, budget, budgetExhausted, breaker, pacing, latencyLimit, unreported: s.outcome === "expired" ? ctx.unreported + 1 : ctx.unreported, lastActiveAt: now },
+    ctx: { ...ctx, buckets, held: s.held ? Math.max(0, ctx.held - 1) : ctx.held, budgets, budgetExhausted, breaker, pacing, latencyLimit, unreported: s.outcome === "expired" ? ctx.unreported + 1 : ctx.unreported, lastActiveAt: now },
     notices,
   };
 }
@@ -354,7 +374,7 @@ export function scopeSettle(ctx0: ScopeContext, s: Settlement, now: number): Ste
 export function settlementMatters(ctx: ScopeContext, s: Settlement): boolean {
   if (s.held || s.probe) return true;
   const l = ctx.limits;
-  if (l.budget || l.breaker || l.adaptive || l.latency) return true;
+  if (l.budgets.length > 0 || l.breaker || l.adaptive || l.latency) return true;
   return s.actual.tokens !== s.estimate.tokens && l.buckets.some((b) => b.tokens);
 }
 
@@ -367,13 +387,8 @@ export function scopeUse(ctx0: ScopeContext, usage: Usage, now: number): Step {
   for (const b of ctx.limits.buckets) {
     if (b.tokens && usage.tokens > 0) buckets[b.kind] = bucketAdjust(buckets[b.kind] ?? bucketInit(b, now), b, usage.tokens, now);
   }
-  let budget = ctx.budget;
-  let budgetExhausted = ctx.budgetExhausted;
-  if (budget && ctx.limits.budget) {
-    budget = budgetUse(budget, budgetAmount(ctx.limits.budget, usage));
-    budgetExhausted = exhaustedNotice(budget, ctx.limits.budget.limit, budgetExhausted, notices);
-  }
-  return { ctx: { ...ctx, buckets, budget, budgetExhausted, lastActiveAt: now }, notices };
+  const { budgets, budgetExhausted } = eachBudget(ctx, notices, (b, p) => budgetUse(b, budgetAmount(p, usage)));
+  return { ctx: { ...ctx, buckets, budgets, budgetExhausted, lastActiveAt: now }, notices };
 }
 
 /** New latency averages from the report pipeline. */
@@ -407,15 +422,26 @@ export function scopePolicy(ctx0: ScopeContext, limits: ResolvedLimits, now: num
     const state = ctx.buckets[b.kind];
     buckets[b.kind] = old && state ? bucketRebase(state, old, b, now) : bucketInit(b, now);
   }
-  let budget: BudgetState | null = null;
-  if (limits.budget) budget = ctx.budget ? budgetRebase(ctx.budget, limits.budget, now) : budgetInit(limits.budget, now);
+  // Budgets are matched to the old ones by unit and period (then by unit), so usage survives a reordering.
+  const taken = new Set<number>();
+  const match = (p: BudgetPolicy): number => {
+    const same = (o: BudgetPolicy) => (o.unit ?? "cost") === (p.unit ?? "cost");
+    const exact = ctx.limits.budgets.findIndex((o, i) => !taken.has(i) && same(o) && o.period === p.period && o.periodMs === p.periodMs && !!o.calendar === !!p.calendar);
+    return exact >= 0 ? exact : ctx.limits.budgets.findIndex((o, i) => !taken.has(i) && same(o));
+  };
+  const budgets = limits.budgets.map((p) => {
+    const j = match(p);
+    if (j < 0 || !ctx.budgets[j]) return budgetInit(p, now);
+    taken.add(j);
+    return budgetRebase(ctx.budgets[j]!, p, now);
+  });
   return {
     ctx: {
       ...ctx,
       limits,
       buckets,
-      budget,
-      budgetExhausted: budget !== null && limits.budget !== undefined && budget.used + budget.reserved >= limits.budget.limit,
+      budgets,
+      budgetExhausted: budgets.map((b, i) => b.used + b.reserved >= limits.budgets[i]!.limit),
       breaker: limits.breaker ? (ctx.breaker ?? breakerInit()) : null,
       pacing: limits.adaptive ? (ctx.pacing ?? pacingInit()) : null,
       ttft: limits.latency ? (ctx.ttft ?? averageInit(now)) : null,
@@ -441,9 +467,14 @@ export function scopeReset(ctx0: ScopeContext, what: ResetWhat, now: number): St
   if (what === "usage" || what === "all") {
     const buckets: Partial<Record<RateKind, BucketState>> = {};
     for (const b of ctx.limits.buckets) buckets[b.kind] = bucketInit(b, now);
-    const budget = ctx.budget && ctx.limits.budget ? budgetResetUsage(ctx.budget, ctx.limits.budget, now) : ctx.budget;
-    if (budget) notices.push({ type: "budget.reset", by: "admin", periodStart: budget.periodStart, resetAt: budget.resetAt });
-    ctx = { ...ctx, buckets, budget, budgetExhausted: false, unreported: 0 };
+    const budgets = ctx.budgets.map((b, i) => {
+      const p = ctx.limits.budgets[i];
+      if (!p) return b;
+      const r = budgetResetUsage(b, p, now);
+      notices.push({ type: "budget.reset", by: "admin", budget: i, unit: p.unit ?? "cost", periodStart: r.periodStart, resetAt: r.resetAt });
+      return r;
+    });
+    ctx = { ...ctx, buckets, budgets, budgetExhausted: budgets.map(() => false), unreported: 0 };
   }
   if (what === "all") {
     ctx = {
@@ -461,7 +492,7 @@ export function scopeReset(ctx0: ScopeContext, what: ResetWhat, now: number): St
 /** The earliest time at which time alone changes this scope (a reset, a cooldown's end), or null. */
 export function scopeNextWake(ctx: ScopeContext): number | null {
   let at: number | null = null;
-  if (ctx.budget?.resetAt != null) at = ctx.budget.resetAt;
+  for (const b of ctx.budgets) if (b.resetAt !== null) at = at === null ? b.resetAt : Math.min(at, b.resetAt);
   if (ctx.breaker?.state === "open") at = at === null ? ctx.breaker.until : Math.min(at, ctx.breaker.until);
   return at;
 }
@@ -469,7 +500,7 @@ export function scopeNextWake(ctx: ScopeContext): number | null {
 /** Does this scope hold nothing but defaults (safe to drop when idle)? */
 export function scopeIsPristine(ctx: ScopeContext, now: number): boolean {
   if (ctx.held > 0) return false;
-  if (ctx.budget && (ctx.budget.used > 0 || ctx.budget.reserved > 0)) return false;
+  if (ctx.budgets.some((b) => b.used > 0 || b.reserved > 0)) return false;
   if (ctx.breaker && ctx.breaker.state !== "closed") return false;
   if (ctx.pacing && ctx.pacing.intervalMs > 0) return false;
   if (latencyOver(ctx, now, 0.01)) return false;

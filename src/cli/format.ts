@@ -63,8 +63,7 @@ export function formatInspection(s: ScopeInspection): string {
   if (v) {
     for (const [kind, b] of Object.entries(v.buckets ?? {})) lines.push(`  ${kind} ${b.remaining}/${b.limit} left (burst ${b.burst})`);
     if (v.concurrency) lines.push(`  concurrency ${v.concurrency.held}/${v.concurrency.limit} held`);
-    if (v.budget) {
-      const b = v.budget;
+    for (const b of v.budgets ?? (v.budget ? [v.budget] : [])) {
       lines.push(`  budget ${b.used} used + ${b.reserved} reserved of ${b.limit} ${b.unit}, ${b.remaining} left, next reset ${b.nextReset ?? "never"}`);
     }
     if (v.breaker !== undefined) lines.push(`  breaker ${v.breaker}`);

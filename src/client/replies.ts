@@ -8,7 +8,10 @@ export interface ScopeView {
   /** Concurrency slots: the limit and how many live leases hold one. */
   concurrency?: { limit: number; held: number };
   /** Budget usage in its `unit`, with ISO timestamps of the period (`nextReset` null: never resets). */
-  budget?: { unit: string; limit: number; used: number; reserved: number; remaining: number; periodStart: string; nextReset: string | null };
+  /** The first budget (the common case of one). */
+  budget?: BudgetView;
+  /** Every budget of the scope, in policy order. */
+  budgets?: BudgetView[];
   /** Breaker state: `closed`, `open` or `halfOpen`. */
   breaker?: string;
   /** Adaptive pacing: the interval between admissions and the delay a new one would get, ms. */
@@ -43,3 +46,16 @@ export interface ScopeList {
 
 /** What `reset()` clears: the breaker, the usage (buckets and budget), or both plus pacing and latency averages. */
 export type ResetWhat = "breaker" | "usage" | "all";
+
+/** One budget of a scope as inspect shows it. */
+export interface BudgetView {
+  unit: string;
+  limit: number;
+  used: number;
+  reserved: number;
+  remaining: number;
+  periodStart: string;
+  nextReset: string | null;
+  /** Leases settled at their estimate because they expired unreported. */
+  unreported: number;
+}

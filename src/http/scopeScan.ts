@@ -151,26 +151,27 @@ export function scanScopes(source: ScopeSource, opts: ScanOptions = {}): ScopeSc
     const raw = actor.getSnapshot().context;
     const isModel = kind === "model";
     // Most scopes (a key with a request rate) have nothing to show here; skip the advance for them.
-    if (!isModel && !raw.budget) continue;
+    if (!isModel && raw.budgets.length === 0) continue;
     const ctx = scopeAdvance(raw, now).ctx;
 
     if (isModel) mergeModel(models, modelView(modelLabel(scope.slice(colon + 1)), ctx, now));
 
-    if (ctx.budget && ctx.limits.budget) {
-      const b = ctx.limits.budget;
+    for (let i = 0; i < ctx.limits.budgets.length; i++) {
+      const b = ctx.limits.budgets[i]!;
+      const state = ctx.budgets[i]!;
       const unit = b.unit ?? "cost";
       const sumKey = `${kindLabel}\u0000${unit}`;
       let sum = budgets.get(sumKey);
       if (!sum) budgets.set(sumKey, (sum = { kind: kindLabel, unit, used: 0, reserved: 0, limit: 0, scopes: 0 }));
-      sum.used += ctx.budget.used;
-      sum.reserved += ctx.budget.reserved;
+      sum.used += state.used;
+      sum.reserved += state.reserved;
       sum.limit += b.limit;
       sum.scopes++;
-      const spent = ctx.budget.used + ctx.budget.reserved;
+      const spent = state.used + state.reserved;
       const share = b.limit > 0 ? spent / b.limit : 1;
       const isNamed = named.has(scope);
       if (isNamed || top.length < topN || share > top[top.length - 1]!.share) {
-        const row: BudgetRow = { scope, kind, unit, used: ctx.budget.used, reserved: ctx.budget.reserved, limit: b.limit, share, resetAt: ctx.budget.resetAt };
+        const row: BudgetRow = { scope, kind, unit, used: state.used, reserved: state.reserved, limit: b.limit, share, resetAt: state.resetAt };
         if (isNamed) namedRows.push(row);
         insertTop(top, row, topN);
       }

@@ -70,7 +70,7 @@ const scopeFields = {
   tpmBurst: positive(),
   tphBurst: positive(),
   concurrency: nonNegInt(),
-  budget,
+  budget: budget.or(z.array(budget, { error: "expected a budget or a list of budgets" }).min(1).max(8)),
   breaker,
   adaptive,
   latency,

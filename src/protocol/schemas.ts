@@ -97,8 +97,9 @@ export function describeZodError(error: z.ZodError): string {
   }
   // Union failures: report the branch that got furthest.
   if (issue.code === "invalid_union" && issue.errors.length > 0) {
+    // Branch issues' paths are relative to the union's own place.
     const deepest = issue.errors.flat().sort((a, b) => b.path.length - a.path.length)[0];
-    if (deepest && deepest.path.length > 0) return `${deepest.path.map(String).join(".")}: ${deepest.message}`;
+    if (deepest && deepest.path.length > 0) return `${[...issue.path, ...deepest.path].map(String).join(".")}: ${deepest.message}`;
   }
   const path = issue.path.map(String).join(".");
   return path ? `${path}: ${issue.message}` : issue.message;

@@ -28,18 +28,23 @@ function derivedView(ctx: ScopeContext, now: number): Record<string, unknown> {
   }
   if (ctx.limits.buckets.length > 0) view.buckets = buckets;
   if (ctx.limits.concurrency !== undefined) view.concurrency = { limit: ctx.limits.concurrency, held: ctx.held };
-  if (ctx.budget && ctx.limits.budget) {
-    view.budget = {
-      unit: ctx.limits.budget.unit ?? "cost",
-      limit: ctx.limits.budget.limit,
-      used: ctx.budget.used,
-      reserved: ctx.budget.reserved,
-      remaining: Math.max(0, ctx.limits.budget.limit - ctx.budget.used - ctx.budget.reserved),
-      periodStart: new Date(ctx.budget.periodStart).toISOString(),
-      nextReset: ctx.budget.resetAt === null ? null : new Date(ctx.budget.resetAt).toISOString(),
-      // Leases that expired unreported and were settled at their estimate.
-      unreported: ctx.unreported,
-    };
+  if (ctx.limits.budgets.length > 0) {
+    view.budgets = ctx.limits.budgets.map((p, i) => {
+      const b = ctx.budgets[i]!;
+      return {
+        unit: p.unit ?? "cost",
+        limit: p.limit,
+        used: b.used,
+        reserved: b.reserved,
+        remaining: Math.max(0, p.limit - b.used - b.reserved),
+        periodStart: new Date(b.periodStart).toISOString(),
+        nextReset: b.resetAt === null ? null : new Date(b.resetAt).toISOString(),
+        // Leases that expired unreported and were settled at their estimate.
+        unreported: ctx.unreported,
+      };
+    });
+    // The first budget again, for the common case of one.
+    view.budget = (view.budgets as unknown[])[0];
   }
   if (ctx.breaker) view.breaker = ctx.breaker.state;
   if (ctx.pacing) view.pacing = { intervalMs: ctx.pacing.intervalMs, delayMs: Math.max(0, Math.ceil(ctx.pacing.nextSlotAt - now)) };

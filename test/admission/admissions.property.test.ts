@@ -387,7 +387,7 @@ describe("admissions properties - budgets", () => {
             const live = s.registry.context(`key:${key}`);
             if (!live) continue;
             // The actor applies a due reset lazily; read it as the next event would see it.
-            const budget = scopeAdvance(live, now).ctx.budget!;
+            const budget = scopeAdvance(live, now).ctx.budgets[0]!;
             expect(budget.used, `used of ${key}`).toBe(ref.usedAt(key, now));
             expect(budget.reserved, `reserved of ${key}`).toBe(ref.reservedOf(key));
             expect(budget.used).toBeLessThanOrEqual(LIMIT + ref.overAt(key, now));
@@ -469,7 +469,7 @@ describe("admissions properties - budgets", () => {
         check();
         for (const key of ["a", "b"]) {
           const c = s.registry.context(`key:${key}`);
-          if (c) expect(c.budget!.reserved).toBe(0);
+          if (c) expect(c.budgets[0]!.reserved).toBe(0);
         }
       }),
     );

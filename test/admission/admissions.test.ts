@@ -119,7 +119,7 @@ describe("admissions - all or nothing", () => {
     expect(after.buckets.rpm).toEqual(before.buckets.rpm);
     expect(after.buckets.tpm).toEqual(before.buckets.tpm);
     expect(after.held).toBe(1);
-    expect(after.budget).toMatchObject({ used: 0, reserved: 1 });
+    expect(after.budgets[0]).toMatchObject({ used: 0, reserved: 1 });
     expect(s.admissions.leases.size).toBe(2);
   });
 });
@@ -162,25 +162,25 @@ describe("admissions - reports", () => {
   it("a report settles the estimate to the actual usage, once however often it is sent", () => {
     const s = sluice(doc);
     const a = admitted(s.admit({ key: "k", model: "m", tokens: 1_000, cost: 1 }));
-    expect(s.ctx("key:k").budget).toMatchObject({ used: 0, reserved: 1 });
+    expect(s.ctx("key:k").budgets[0]).toMatchObject({ used: 0, reserved: 1 });
 
     expect(s.report({ lease: a.lease, outcome: "ok", tokens: 1_500, cost: 2.5 })).toEqual({ ok: true, status: "applied" });
     const settled = structuredClone(s.ctx("key:k"));
-    expect(settled.budget).toMatchObject({ used: 2.5, reserved: 0 });
+    expect(settled.budgets[0]).toMatchObject({ used: 2.5, reserved: 0 });
     expect(settled.buckets.tpm!.level).toBe(100_000 - 1_500);
-    expect(s.ctx("model:m").budget).toMatchObject({ used: 2.5, reserved: 0 });
+    expect(s.ctx("model:m").budgets[0]).toMatchObject({ used: 2.5, reserved: 0 });
 
     expect(s.report({ lease: a.lease, outcome: "ok", tokens: 1_500, cost: 2.5 })).toEqual({ ok: true, status: "duplicate" });
     expect(s.report({ lease: a.lease, outcome: "error", cost: 50 })).toEqual({ ok: true, status: "duplicate" });
     expect(s.ctx("key:k")).toEqual(settled);
-    expect(s.ctx("model:m").budget!.used).toBe(2.5);
+    expect(s.ctx("model:m").budgets[0]!.used).toBe(2.5);
   });
 
   it("a report without tokens or cost settles at the estimate", () => {
     const s = sluice(doc);
     const a = admitted(s.admit({ key: "k", model: "m", tokens: 1_000, cost: 1 }));
     s.report({ lease: a.lease, outcome: "cancelled" });
-    expect(s.ctx("key:k").budget).toMatchObject({ used: 1, reserved: 0 });
+    expect(s.ctx("key:k").budgets[0]).toMatchObject({ used: 1, reserved: 0 });
     expect(s.ctx("key:k").buckets.tpm!.level).toBe(99_000);
   });
 
@@ -190,13 +190,13 @@ describe("admissions - reports", () => {
       ok: true,
       status: "orphan",
     });
-    expect(s.ctx("key:k").budget).toMatchObject({ used: 4, reserved: 0 });
-    expect(s.ctx("model:m").budget).toMatchObject({ used: 4, reserved: 0 });
+    expect(s.ctx("key:k").budgets[0]).toMatchObject({ used: 4, reserved: 0 });
+    expect(s.ctx("model:m").budgets[0]).toMatchObject({ used: 4, reserved: 0 });
     expect(s.ctx("key:k").buckets.tpm!.level).toBe(100_000 - 300);
     expect(s.ctx("key:k").held).toBe(0);
     // Sent again, it counts once.
     expect(s.report({ lease: "L-unknown", key: "k", model: "m", outcome: "ok", tokens: 300, cost: 4 }).status).toBe("duplicate");
-    expect(s.ctx("key:k").budget!.used).toBe(4);
+    expect(s.ctx("key:k").budgets[0]!.used).toBe(4);
   });
 
   it("a report naming neither a known lease nor key and model is a bad request", () => {
@@ -214,7 +214,7 @@ describe("admissions - reports", () => {
     const s = sluice(doc);
     const a = admitted(s.admit({ key: "k", model: "m", cost: 1 }));
     expect(() => s.report({ lease: a.lease, key: "thief", outcome: "ok", cost: 0 })).toThrow(/another key/);
-    expect(s.ctx("key:k").budget).toMatchObject({ used: 0, reserved: 1 });
+    expect(s.ctx("key:k").budgets[0]).toMatchObject({ used: 0, reserved: 1 });
     expect(s.ctx("key:k").held).toBe(1);
   });
 
@@ -223,16 +223,16 @@ describe("admissions - reports", () => {
     const a = admitted(s.admit({ key: "k", model: "m", tokens: 1_000, cost: 1 }));
     s.clock.advance(10_000);
     // Expired: settled at its estimate, the slot freed.
-    expect(s.ctx("key:k")).toMatchObject({ held: 0, budget: { used: 1, reserved: 0 } });
+    expect(s.ctx("key:k")).toMatchObject({ held: 0, budgets: [{ used: 1, reserved: 0 }] });
 
     s.clock.advance(5_000);
     expect(s.report({ lease: a.lease, outcome: "ok", tokens: 1_200, cost: 1.75 })).toEqual({ ok: true, status: "late" });
-    expect(s.ctx("key:k").budget).toMatchObject({ used: 1.75, reserved: 0 });
-    expect(s.ctx("model:m").budget).toMatchObject({ used: 1.75, reserved: 0 });
+    expect(s.ctx("key:k").budgets[0]).toMatchObject({ used: 1.75, reserved: 0 });
+    expect(s.ctx("model:m").budgets[0]).toMatchObject({ used: 1.75, reserved: 0 });
     expect(s.ctx("key:k").held).toBe(0);
     // And a late report counts once too.
     expect(s.report({ lease: a.lease, outcome: "ok", tokens: 1_200, cost: 1.75 }).status).toBe("duplicate");
-    expect(s.ctx("key:k").budget!.used).toBe(1.75);
+    expect(s.ctx("key:k").budgets[0]!.used).toBe(1.75);
   });
 
   it("a late report under the estimate gives the difference back", () => {
@@ -240,7 +240,7 @@ describe("admissions - reports", () => {
     const a = admitted(s.admit({ key: "k", model: "m", cost: 3 }));
     s.clock.advance(12_000);
     expect(s.report({ lease: a.lease, outcome: "ok", cost: 0.5 }).status).toBe("late");
-    expect(s.ctx("key:k").budget!.used).toBe(0.5);
+    expect(s.ctx("key:k").budgets[0]!.used).toBe(0.5);
   });
 });
 
@@ -259,8 +259,8 @@ describe("admissions - hierarchy", () => {
     const s = sluice(doc);
     const a = admitted(s.admit({ key: "alice", model: "m", cost: 2 }));
     s.report({ lease: a.lease, outcome: "ok", cost: 5 });
-    expect(s.ctx("team:search").budget).toMatchObject({ used: 5, reserved: 0 });
-    expect(s.ctx("key:alice").budget).toMatchObject({ used: 5, reserved: 0 });
+    expect(s.ctx("team:search").budgets[0]).toMatchObject({ used: 5, reserved: 0 });
+    expect(s.ctx("key:alice").budgets[0]).toMatchObject({ used: 5, reserved: 0 });
     const before = structuredClone(s.ctx("key:alice"));
 
     const r = rejected(s.admit({ key: "alice", model: "m", cost: 1 }));
@@ -271,13 +271,13 @@ describe("admissions - hierarchy", () => {
 
     // A key outside the team is not held back.
     admitted(s.admit({ key: "bob", model: "m", cost: 1 }));
-    expect(s.registry.peek("team:search")!.getSnapshot().context.budget!.reserved).toBe(0);
+    expect(s.registry.peek("team:search")!.getSnapshot().context.budgets[0]!.reserved).toBe(0);
   });
 
   it("an orphan report of a key counts against its parents too", () => {
     const s = sluice(doc);
     expect(s.report({ key: "alice", model: "m", outcome: "ok", cost: 3 }).status).toBe("orphan");
-    expect(s.ctx("team:search").budget!.used).toBe(3);
+    expect(s.ctx("team:search").budgets[0]!.used).toBe(3);
   });
 });
 
@@ -287,10 +287,10 @@ describe("admissions - budgets", () => {
   it("reserve on admit, settle to the actual cost on report", () => {
     const s = sluice(doc, { start: EVENING });
     const a = admitted(s.admit({ key: "k", model: "m", cost: 4 }));
-    expect(s.ctx("key:k").budget).toMatchObject({ used: 0, reserved: 4 });
-    expect(a.limits).toContainEqual({ scope: "key:k", kind: "budget", limit: 10, remaining: 6, resetMs: 6 * H });
+    expect(s.ctx("key:k").budgets[0]).toMatchObject({ used: 0, reserved: 4 });
+    expect(a.limits).toContainEqual({ scope: "key:k", kind: "budget", unit: "cost", limit: 10, remaining: 6, resetMs: 6 * H });
     s.report({ lease: a.lease, outcome: "ok", cost: 6 });
-    expect(s.ctx("key:k").budget).toMatchObject({ used: 6, reserved: 0 });
+    expect(s.ctx("key:k").budgets[0]).toMatchObject({ used: 6, reserved: 0 });
   });
 
   it("an estimate that would cross the limit is refused; exactly reaching it is not", () => {
@@ -313,7 +313,7 @@ describe("admissions - budgets", () => {
     s.clock.advance(1);
     admitted(s.admit({ key: "k", model: "m", cost: 10 }));
     const midnight = Date.UTC(2026, 0, 2);
-    expect(s.ctx("key:k").budget).toEqual({ used: 0, reserved: 10, periodStart: midnight, resetAt: midnight + D });
+    expect(s.ctx("key:k").budgets[0]).toEqual({ used: 0, reserved: 10, periodStart: midnight, resetAt: midnight + D });
   });
 
   it("a budget of requests counts admissions", () => {
@@ -479,7 +479,7 @@ describe("admissions - policy change at run time", () => {
     expect(rejected(s.admit({ key: "k", model: "m" }))).toMatchObject({ reason: "rate_limited", retryAfterMs: 100 });
     s.clock.advance(100);
     // 5 of the new 6 reserved: 1 fits, more does not.
-    expect(s.ctx("key:k").budget).toMatchObject({ used: 0, reserved: 5 });
+    expect(s.ctx("key:k").budgets[0]).toMatchObject({ used: 0, reserved: 5 });
     expect(rejected(s.admit({ key: "k", model: "m", cost: 1.5 }))).toMatchObject({ reason: "budget_exhausted" });
     admitted(s.admit({ key: "k", model: "m", cost: 1 }));
   });
@@ -492,5 +492,40 @@ describe("admissions - policy change at run time", () => {
     await flush();
     expect(waiting.value()).toMatchObject({ decision: "admit" });
     expect(s.ctx("key:k").held).toBe(2);
+  });
+});
+
+describe("admissions - several budgets on one scope", () => {
+  // Tokens per calendar day and requests per rolling hour: each counts and resets on its own.
+  const doc = {
+    scopes: {
+      key: {
+        default: {
+          budget: [
+            { limit: 10_000, unit: "tokens", period: "day", calendar: true },
+            { limit: 3, unit: "requests", periodMs: 3_600_000 },
+          ],
+        },
+      },
+    },
+  };
+
+  it("token and request counters of one scope reset independently", () => {
+    const s = sluice(doc, { start: EVENING });
+    for (let i = 0; i < 3; i++) {
+      const a = admitted(s.admit({ key: "k", model: "m", tokens: 1_000 }));
+      s.report({ lease: a.lease, outcome: "ok", tokens: 1_000 });
+    }
+    const r = rejected(s.admit({ key: "k", model: "m", tokens: 1_000 }));
+    // The hourly request budget refuses, until its own reset.
+    expect(r).toMatchObject({ reason: "budget_exhausted", scope: "key:k", retryAfterMs: 3_600_000 });
+    expect(r.limits.filter((l) => l.kind === "budget").map((l) => l.unit).sort()).toEqual(["requests", "tokens"]);
+
+    s.clock.advance(3_600_000);
+    admitted(s.admit({ key: "k", model: "m", tokens: 1_000 }));
+    const [tokens, requests] = s.ctx("key:k").budgets;
+    // The request counter started over; the token counter kept the day's usage.
+    expect(requests).toMatchObject({ used: 0, reserved: 1 });
+    expect(tokens).toMatchObject({ used: 3_000, reserved: 1_000 });
   });
 });

@@ -34,7 +34,7 @@ describe("scope actor - admit, settle, use", () => {
     expect(c.buckets.rpm).toEqual({ level: 59, at: T0 });
     expect(c.buckets.tpm).toEqual({ level: 8_800, at: T0 });
     expect(c.held).toBe(1);
-    expect(c.budget).toMatchObject({ used: 0, reserved: 2.5 });
+    expect(c.budgets[0]).toMatchObject({ used: 0, reserved: 2.5 });
     expect(c.lastActiveAt).toBe(T0);
   });
 
@@ -48,7 +48,7 @@ describe("scope actor - admit, settle, use", () => {
     });
     const c = s.ctx();
     expect(c.held).toBe(0);
-    expect(c.budget).toMatchObject({ used: 3, reserved: 0 });
+    expect(c.budgets[0]).toMatchObject({ used: 3, reserved: 0 });
     // 300 tokens more than estimated come out of the token bucket too.
     expect(c.buckets.tpm!.level).toBe(8_500);
   });
@@ -56,7 +56,7 @@ describe("scope actor - admit, settle, use", () => {
   it("usage with no lease is counted, never dropped", () => {
     const s = scope("key:acme", { tpm: 10_000, budget: { limit: 10 } });
     s.actor.send({ type: "use", usage: usage(1.25, 400), now: T0 });
-    expect(s.ctx().budget).toMatchObject({ used: 1.25, reserved: 0 });
+    expect(s.ctx().budgets[0]).toMatchObject({ used: 1.25, reserved: 0 });
     expect(s.ctx().buckets.tpm!.level).toBe(9_600);
     expect(s.ctx().held).toBe(0);
   });
@@ -67,7 +67,7 @@ describe("scope actor - admit, settle, use", () => {
     s.actor.send({ type: "use", usage: usage(3), now: T0 });
     s.actor.send({ type: "reset", what: "usage", now: T0 + 10 });
     expect(s.ctx().buckets.rpm).toEqual({ level: 2, at: T0 + 10 });
-    expect(s.ctx().budget).toEqual({ used: 0, reserved: 4, periodStart: T0 + 10, resetAt: T0 + 60_010 });
+    expect(s.ctx().budgets[0]).toEqual({ used: 0, reserved: 4, periodStart: T0 + 10, resetAt: T0 + 60_010 });
     expect(s.notices).toContainEqual(expect.objectContaining({ type: "budget.reset", by: "admin" }));
   });
 });
@@ -135,21 +135,21 @@ describe("scope actor - notices", () => {
     s.actor.send({ type: "admit", demand: demand(6), held: false, now: T0 });
     expect(s.notices).toEqual([]);
     s.actor.send({ type: "admit", demand: demand(4), held: false, now: T0 });
-    expect(s.notices).toEqual([{ type: "budget.exhausted", used: 0, reserved: 10, limit: 10 }]);
+    expect(s.notices).toEqual([{ type: "budget.exhausted", budget: 0, unit: "cost", used: 0, reserved: 10, limit: 10 }]);
     // Settling under the estimate brings it back under the limit, quietly.
     s.actor.send({ type: "settle", settlement: settlement("ok", { estimate: usage(4), actual: usage(1) }), now: T0 });
-    expect(s.ctx().budgetExhausted).toBe(false);
+    expect(s.ctx().budgetExhausted[0]).toBe(false);
     s.actor.send({ type: "use", usage: usage(5), now: T0 });
     expect(s.notices.filter((n) => n.type === "budget.exhausted")).toHaveLength(2);
 
     const midnight = Date.UTC(2026, 0, 2);
     s.actor.send({ type: "tick", now: midnight - 1 });
-    expect(s.ctx().budget!.used).toBe(6);
+    expect(s.ctx().budgets[0]!.used).toBe(6);
     s.actor.send({ type: "tick", now: midnight });
-    expect(s.notices.at(-1)).toEqual({ type: "budget.reset", periodStart: midnight, resetAt: midnight + 86_400_000 });
+    expect(s.notices.at(-1)).toEqual({ type: "budget.reset", budget: 0, unit: "cost", periodStart: midnight, resetAt: midnight + 86_400_000 });
     // used back to 0; the 6 still reserved are in flight and stay reserved.
-    expect(s.ctx().budget).toEqual({ used: 0, reserved: 6, periodStart: midnight, resetAt: midnight + 86_400_000 });
-    expect(s.ctx().budgetExhausted).toBe(false);
+    expect(s.ctx().budgets[0]).toEqual({ used: 0, reserved: 6, periodStart: midnight, resetAt: midnight + 86_400_000 });
+    expect(s.ctx().budgetExhausted[0]).toBe(false);
     // A second tick at the same moment does not reset again.
     s.actor.send({ type: "tick", now: midnight });
     expect(s.notices.filter((n) => n.type === "budget.reset")).toHaveLength(1);
@@ -177,13 +177,13 @@ describe("scope actor - policy changes keep usage", () => {
     const s = scope("key:acme", { rpm: 10, budget: { limit: 10, period: "day", calendar: true } });
     s.actor.send({ type: "use", usage: usage(5), now: T0 });
     for (let i = 0; i < 4; i++) s.actor.send({ type: "admit", demand: demand(0), held: false, now: T0 });
-    const before = s.ctx().budget!;
+    const before = s.ctx().budgets[0]!;
 
     s.actor.send({ type: "policy", limits: resolveLimits({ rpm: 20, budget: { limit: 20, period: "day", calendar: true } }), now: T0 + 1 });
     const c = s.ctx();
-    expect(c.limits.budget!.limit).toBe(20);
-    expect(c.budget).toEqual(before);
-    expect(c.budget!.used).toBe(5);
+    expect(c.limits.budgets[0]!.limit).toBe(20);
+    expect(c.budgets[0]).toEqual(before);
+    expect(c.budgets[0]!.used).toBe(5);
     // The rpm bucket keeps its level (6 of the old 10) under the new burst of 20.
     expect(c.buckets.rpm!.level).toBeCloseTo(6, 3);
     // 5 of 20 spent: 15 more fit exactly, a cent more does not.
@@ -196,8 +196,8 @@ describe("scope actor - policy changes keep usage", () => {
     s.actor.send({ type: "use", usage: usage(5), now: T0 });
     expect(scopeCheck(s.ctx(), demand(1), T0).ok).toBe(true);
     s.actor.send({ type: "policy", limits: resolveLimits({ budget: { limit: 5 } }), now: T0 });
-    expect(s.ctx().budget!.used).toBe(5);
-    expect(s.ctx().budgetExhausted).toBe(true);
+    expect(s.ctx().budgets[0]!.used).toBe(5);
+    expect(s.ctx().budgetExhausted[0]).toBe(true);
     expect(scopeCheck(s.ctx(), demand(0), T0)).toMatchObject({ ok: false, reason: "budget_exhausted" });
   });
 

@@ -61,3 +61,12 @@ describe("policy document", () => {
     expect(effectivePolicy(doc, "constructor", "x")).toEqual({});
   });
 });
+
+describe("policy document - budget lists", () => {
+  it("takes one budget or a list, and names the item of a bad one", () => {
+    expect(refusal({ scopes: { key: { default: { budget: [{ limit: 1, unit: "tokens" }, { limit: 2, unit: "requests", period: "hour" }] } } } })).toBe("accepted");
+    expect(refusal({ scopes: { key: { default: { budget: [{ limit: 1 }, { limit: -2 }] } } } })).toBe(
+      "policy: scopes.key.default.budget.1.limit: expected a non-negative number",
+    );
+  });
+});

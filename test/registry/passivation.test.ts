@@ -31,7 +31,7 @@ describe("passivation - idle actors on virtual time", () => {
     expect(s.passivator.counts.kept).toBeGreaterThanOrEqual(1);
     // Next use revives it from the kept context: the same usage, the same limits.
     expect(s.admit({ key: "k", cost: 3.75 }).decision).toBe("admit");
-    expect(s.registry.context("key:k")!.budget).toMatchObject({ used: 1.25, reserved: 3.75 });
+    expect(s.registry.context("key:k")!.budgets[0]).toMatchObject({ used: 1.25, reserved: 3.75 });
     expect(s.admit({ key: "k", cost: 0.01 })).toMatchObject({ decision: "reject", reason: "budget_exhausted", scope: "key:k" });
   });
 
@@ -68,6 +68,6 @@ describe("passivation - idle actors on virtual time", () => {
     expect(s.registry.dormantContext("key:k")).toBeDefined();
     s.registry.setPolicy(parsePolicy({ scopes: { key: { default: { budget: { limit: 3 } } } } }));
     expect(s.admit({ key: "k", cost: 1.5 })).toMatchObject({ decision: "reject", reason: "budget_exhausted" });
-    expect(s.registry.context("key:k")!.budget!.used).toBe(2);
+    expect(s.registry.context("key:k")!.budgets[0]!.used).toBe(2);
   });
 });
