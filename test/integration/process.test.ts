@@ -1,13 +1,10 @@
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runMain as run, until } from "../helpers/processes.js";
 import { type NatsServerHandle, startNatsServer } from "../helpers/natsServer.js";
-
-// These run the built service (`npm test` builds first, see the pretest script).
-const MAIN = join(import.meta.dirname, "../../dist/src/main.js");
 
 let server: NatsServerHandle;
 beforeAll(async () => {
@@ -16,23 +13,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.stop();
 });
-
-function run(env: Record<string, string>): { child: ChildProcess; out: () => string; exit: Promise<number | null> } {
-  let out = "";
-  const child = spawn(process.execPath, [MAIN], { env: { ...process.env, LOG_LEVEL: "info", ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  child.stdout!.on("data", (d) => (out += d));
-  child.stderr!.on("data", (d) => (out += d));
-  const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  return { child, out: () => out, exit };
-}
-
-async function until(pred: () => boolean, ms = 10_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 describe("process - npm start", () => {
   it("serves with a policy file and exits 0 on SIGTERM after draining", async () => {
