@@ -1,55 +1,46 @@
 /**
  * The load generator: a separate process that keeps exactly `--concurrency`
- * requests in flight against one subject for `--warmup` + `--duration` ms and
- * prints one JSON line of results (a {@link LoadResult}) on stdout.
+ * calls in flight for `--warmup` + `--duration` ms and prints one JSON line of
+ * results (a {@link LoadResult}) on stdout.
  *
  *   node dist/bench/load.js --url=nats://127.0.0.1:4222 --subject=bench.admit \
  *     --mode=admit --concurrency=64 --duration=5000 --warmup=1000
  *
- * Modes: `echo` (the reply is the request, counted as one op), `admit` (the
- * reply is a decision; admits and rejects are counted), `batch` (an
- * `admit.batch` body of `--batch` requests; ops count decisions).
+ * Modes:
+ * - `echo`: a NATS request whose reply is the request; one op.
+ * - `admit`: a NATS request to `<p>.admit`; the reply is a decision (admits
+ *   and rejects are counted).
+ * - `batch`: an `<p>.admit.batch` body of `--batch` requests; ops count decisions.
+ * - `client`: `SluiceClient.admit()` of the client package (`--client`, the
+ *   built `dist/src/client/mod.js`, loaded with a dynamic import) with
+ *   `--prefix`; the client coalesces concurrent calls into `admit.batch`.
+ * - `rlf-redis`: the peer, rate-limiter-flexible's `RateLimiterRedis` on an
+ *   ioredis client (`--redis`), two `consume` calls per op (bench/lib/peer.ts).
  *
- * Request bodies are built and encoded before the clock starts. Latency is
- * measured from just before `request()` to the reply, recorded in µs in an
- * HDR histogram. A completion counts toward throughput and latency when it
- * lands inside the measurement window (after the warmup).
+ * Request bodies are built (and for NATS, encoded) before the clock starts.
+ * Latency is measured from just before the call to its completion, recorded in
+ * µs in an HDR histogram. A completion counts toward throughput and latency
+ * when it lands inside the measurement window (after the warmup).
  */
+import { existsSync } from "node:fs";
 import { performance } from "node:perf_hooks";
+import { pathToFileURL } from "node:url";
 import hdr from "hdr-histogram-js";
-import { connect, type Msg } from "@nats-io/transport-node";
+import { connect, type Msg, type NatsConnection } from "@nats-io/transport-node";
 import { FlagError, flagInt, flagString, parseFlags, rejectUnknown } from "./lib/cli.js";
-import { DEFAULT_WORKLOAD, admitPayloads, batchPayloads } from "./lib/workload.js";
+import { peerCheck, peerItems, redisLimiters } from "./lib/peer.js";
+import { LOAD_MODES, type LoadMode, type LoadResult } from "./lib/result.js";
+import { DEFAULT_WORKLOAD, admitBody, admitPayloads, batchPayloads, type AdmitBody } from "./lib/workload.js";
 
-export type LoadMode = "echo" | "admit" | "batch";
+/** Admitted and refused decisions of one call. */
+type Tally = readonly [admitted: number, rejected: number];
+const ADMIT: Tally = [1, 0];
+const REJECT: Tally = [0, 1];
+const NEITHER: Tally = [0, 0];
 
-/** What one load run prints (times in ms). */
-export interface LoadResult {
-  mode: LoadMode;
-  subject: string;
-  concurrency: number;
-  /** Decisions (or echoes) per request: the batch size, else 1. */
-  opsPerRequest: number;
-  durationMs: number;
-  /** Successful replies inside the window. */
-  count: number;
-  /** Requests per second. */
-  rps: number;
-  /** Decisions (or echoes) per second: rps × opsPerRequest. */
-  ops: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  p999: number;
-  max: number;
-  mean: number;
-  /** Failed requests inside the window: timeouts + no responders + error replies + other. */
-  errors: number;
-  timeouts: number;
-  errorReplies: number;
-  /** admit/batch modes: decisions that were admit / reject. */
-  admitted?: number;
-  rejected?: number;
+/** A reply that carries sluice's error header. */
+class ErrorReply extends Error {
+  override readonly name = "ErrorReply";
 }
 
 const admitNeedle = Buffer.from('"decision":"admit"');
@@ -61,16 +52,97 @@ function occurrences(buf: Buffer, needle: Buffer): number {
   return n;
 }
 
+function replyBuffer(reply: Msg): Buffer {
+  const code = reply.headers?.get("Nats-Service-Error-Code");
+  if (code) throw new ErrorReply(`error reply ${code}: ${reply.string().slice(0, 200)}`);
+  return Buffer.from(reply.data.buffer, reply.data.byteOffset, reply.data.byteLength);
+}
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const isTimeout = (err: unknown): boolean => err instanceof Error && /timeout/i.test(`${err.name} ${err.message}`);
+
+/** The shape of the client package this generator relies on (loaded at run time, so absent is fine). */
+interface ClientModule {
+  SluiceClient: new (nc: NatsConnection, opts: { prefix: string }) => { admit(req: AdmitBody): Promise<{ decision: string }> };
+}
+
+interface Driver {
+  subject: string;
+  opsPerRequest: number;
+  countDecisions: boolean;
+  /** One call; `i` numbers the calls. */
+  op(i: number): Promise<Tally>;
+  close(): Promise<void>;
+}
+
+async function natsDriver(mode: "echo" | "admit" | "batch", url: string, subject: string, concurrency: number, timeoutMs: number, batch: number, payloadCount: number): Promise<Driver> {
+  const payloads = mode === "batch" ? batchPayloads(payloadCount, batch) : admitPayloads(payloadCount);
+  const nc = await connect({ servers: url, name: `sluice-bench-load-${mode}-${concurrency}`, maxReconnectAttempts: 0 });
+  const n = payloads.length;
+  const op =
+    mode === "echo"
+      ? async (i: number): Promise<Tally> => {
+          replyBuffer(await nc.request(subject, payloads[i % n]!, { timeout: timeoutMs }));
+          return NEITHER;
+        }
+      : mode === "admit"
+        ? async (i: number): Promise<Tally> => {
+            const buf = replyBuffer(await nc.request(subject, payloads[i % n]!, { timeout: timeoutMs }));
+            return buf.indexOf(admitNeedle) >= 0 ? ADMIT : buf.indexOf(rejectNeedle) >= 0 ? REJECT : NEITHER;
+          }
+        : async (i: number): Promise<Tally> => {
+            const buf = replyBuffer(await nc.request(subject, payloads[i % n]!, { timeout: timeoutMs }));
+            return [occurrences(buf, admitNeedle), occurrences(buf, rejectNeedle)];
+          };
+  return { subject, opsPerRequest: batch, countDecisions: mode !== "echo", op, close: () => nc.close() };
+}
+
+async function clientDriver(url: string, clientPath: string, prefix: string, concurrency: number, payloadCount: number): Promise<Driver> {
+  if (!existsSync(clientPath)) throw new Error(`--client=${clientPath}: not found (build the client package)`);
+  const mod = (await import(pathToFileURL(clientPath).href)) as ClientModule;
+  if (typeof mod.SluiceClient !== "function") throw new Error(`${clientPath}: exports no SluiceClient`);
+  const nc = await connect({ servers: url, name: `sluice-bench-load-client-${concurrency}`, maxReconnectAttempts: 0 });
+  const client = new mod.SluiceClient(nc, { prefix });
+  const bodies = Array.from({ length: payloadCount }, (_, i) => admitBody(i));
+  const n = bodies.length;
+  return {
+    subject: `SluiceClient.admit (prefix ${prefix})`,
+    opsPerRequest: 1,
+    countDecisions: true,
+    async op(i) {
+      const d = await client.admit(bodies[i % n]!);
+      return d.decision === "admit" ? ADMIT : d.decision === "reject" ? REJECT : NEITHER;
+    },
+    close: () => nc.close(),
+  };
+}
+
+async function redisDriver(redisUrl: string, payloadCount: number): Promise<Driver> {
+  const { Redis } = await import("ioredis");
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1, lazyConnect: true });
+  await redis.connect();
+  const limiters = redisLimiters(redis);
+  const items = peerItems(payloadCount);
+  const n = items.length;
+  return {
+    subject: `RateLimiterRedis ×2 (${redisUrl})`,
+    opsPerRequest: 1,
+    countDecisions: true,
+    async op(i) {
+      return (await peerCheck(limiters, items[i % n]!)) ? ADMIT : REJECT;
+    },
+    close: async () => {
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}
 
 async function main(): Promise<void> {
   const flags = parseFlags(process.argv.slice(2));
-  rejectUnknown(flags, ["url", "subject", "mode", "concurrency", "duration", "warmup", "timeout", "batch", "payloads"]);
+  rejectUnknown(flags, ["url", "subject", "mode", "concurrency", "duration", "warmup", "timeout", "batch", "payloads", "client", "prefix", "redis"]);
   const url = flagString(flags, "url", "nats://127.0.0.1:4222");
-  const subject = flagString(flags, "subject");
-  if (subject === undefined) throw new FlagError("--subject: required");
   const mode = flagString(flags, "mode", "admit");
-  if (mode !== "echo" && mode !== "admit" && mode !== "batch") throw new FlagError(`--mode=${mode}: expected echo, admit or batch`);
+  if (!(LOAD_MODES as readonly string[]).includes(mode)) throw new FlagError(`--mode=${mode}: expected one of ${LOAD_MODES.join(", ")}`);
   const concurrency = flagInt(flags, "concurrency", 1, 1);
   const durationMs = flagInt(flags, "duration", 5000, 1);
   const warmupMs = flagInt(flags, "warmup", 1000);
@@ -78,12 +150,22 @@ async function main(): Promise<void> {
   const batch = mode === "batch" ? flagInt(flags, "batch", 10, 1) : 1;
   const payloadCount = flagInt(flags, "payloads", mode === "batch" ? Math.ceil(DEFAULT_WORKLOAD.keys / batch) : DEFAULT_WORKLOAD.keys, 1);
 
-  const payloads = mode === "batch" ? batchPayloads(payloadCount, batch) : admitPayloads(payloadCount);
+  let driver: Driver;
+  if (mode === "echo" || mode === "admit" || mode === "batch") {
+    const subject = flagString(flags, "subject");
+    if (subject === undefined) throw new FlagError("--subject: required");
+    driver = await natsDriver(mode, url, subject, concurrency, timeoutMs, batch, payloadCount);
+  } else if (mode === "client") {
+    const clientPath = flagString(flags, "client");
+    if (clientPath === undefined) throw new FlagError("--client: required (path of dist/src/client/mod.js)");
+    driver = await clientDriver(url, clientPath, flagString(flags, "prefix", "sluice"), concurrency, payloadCount);
+  } else {
+    const redisUrl = flagString(flags, "redis");
+    if (redisUrl === undefined) throw new FlagError("--redis: required (redis://127.0.0.1:PORT)");
+    driver = await redisDriver(redisUrl, payloadCount);
+  }
+
   const hist = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: 3 });
-
-  const nc = await connect({ servers: url, name: `sluice-bench-load-${mode}-${concurrency}`, maxReconnectAttempts: 0 });
-
-  const countDecisions = mode !== "echo";
   let next = 0;
   let count = 0;
   let errors = 0;
@@ -91,6 +173,7 @@ async function main(): Promise<void> {
   let errorReplies = 0;
   let admitted = 0;
   let rejected = 0;
+  let firstError: string | undefined;
 
   const start = performance.now();
   const windowStart = start + warmupMs;
@@ -100,62 +183,49 @@ async function main(): Promise<void> {
     while (true) {
       const t0 = performance.now();
       if (t0 >= windowEnd) return;
-      const payload = payloads[next]!;
-      next = next + 1 === payloads.length ? 0 : next + 1;
-      let reply: Msg | undefined;
+      let tally: Tally | undefined;
       let failure: unknown;
       try {
-        reply = await nc.request(subject, payload, { timeout: timeoutMs });
+        tally = await driver.op(next++);
       } catch (err) {
         failure = err;
       }
       const t1 = performance.now();
       const inWindow = t1 >= windowStart && t1 < windowEnd;
-      if (reply !== undefined && reply.headers?.get("Nats-Service-Error-Code")) {
-        if (inWindow) {
-          errors++;
-          errorReplies++;
-        }
-      } else if (reply !== undefined) {
+      if (tally !== undefined) {
         if (inWindow) {
           count++;
           hist.recordValue(Math.max(1, Math.round((t1 - t0) * 1000)));
-          if (countDecisions) {
-            const buf = Buffer.from(reply.data.buffer, reply.data.byteOffset, reply.data.byteLength);
-            if (batch === 1) {
-              if (buf.indexOf(admitNeedle) >= 0) admitted++;
-              else if (buf.indexOf(rejectNeedle) >= 0) rejected++;
-            } else {
-              admitted += occurrences(buf, admitNeedle);
-              rejected += occurrences(buf, rejectNeedle);
-            }
-          }
+          admitted += tally[0];
+          rejected += tally[1];
         }
-      } else {
-        if (inWindow) {
-          errors++;
-          if (failure instanceof Error && /timeout/i.test(`${failure.name} ${failure.message}`)) timeouts++;
-        }
-        // No responders and the like fail at once: do not spin.
-        if (!(failure instanceof Error && /timeout/i.test(`${failure.name} ${failure.message}`))) await sleep(1);
+        continue;
       }
+      firstError ??= failure instanceof Error ? `${failure.name}: ${failure.message}` : String(failure);
+      if (inWindow) {
+        errors++;
+        if (failure instanceof ErrorReply) errorReplies++;
+        else if (isTimeout(failure)) timeouts++;
+      }
+      // No responders, error replies and the like fail at once: do not spin.
+      if (!isTimeout(failure)) await sleep(1);
     }
   };
 
   await Promise.all(Array.from({ length: concurrency }, loop));
-  await nc.close();
+  await driver.close();
 
   const seconds = durationMs / 1000;
   const ms = (us: number): number => Math.round(us) / 1000;
   const result: LoadResult = {
-    mode,
-    subject,
+    mode: mode as LoadMode,
+    subject: driver.subject,
     concurrency,
-    opsPerRequest: batch,
+    opsPerRequest: driver.opsPerRequest,
     durationMs,
     count,
     rps: count / seconds,
-    ops: (count * batch) / seconds,
+    ops: (count * driver.opsPerRequest) / seconds,
     p50: ms(hist.getValueAtPercentile(50)),
     p90: ms(hist.getValueAtPercentile(90)),
     p99: ms(hist.getValueAtPercentile(99)),
@@ -165,7 +235,8 @@ async function main(): Promise<void> {
     errors,
     timeouts,
     errorReplies,
-    ...(countDecisions ? { admitted, rejected } : {}),
+    ...(driver.countDecisions ? { admitted, rejected } : {}),
+    ...(firstError !== undefined ? { firstError } : {}),
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }

@@ -1,101 +1,149 @@
 /**
- * `npm run bench`: sluice against a bare NATS echo responder, in one run, on
- * one machine. Starts its own nats-server (no JetStream), the echo responder
- * and sluice as separate processes, then drives each with a separate
- * load-generator process (bench/load.ts) at each in-flight count, repeating
- * each measurement `--runs` times (rounds interleave the targets so that drift
- * of the machine hits both alike). Prints a table of medians with min–max, the
- * goals of the issue (MET / MISSED; speed never fails the command), and writes
- * bench/results/latest.json.
+ * `npm run bench`: sluice against the transport's limit and against what users
+ * would pick instead, in one run, on one machine.
+ *
+ * Starts its own nats-server (no JetStream), a bare NATS echo responder, sluice,
+ * and — where redis-server is installed — a private redis-server (free port, no
+ * persistence) for the peer, rate-limiter-flexible; then measures, each in a
+ * separate process (bench/load.ts over the network, bench/inproc.ts in process):
+ *
+ *   1. the transport ceiling: bare NATS echo at 1, 16, 64, 256 in flight;
+ *   2. sluice single admissions (`<p>.admit`) at the same levels, ratio to echo;
+ *   3. sluice batches (`<p>.admit.batch`, 100 per message), decisions/s;
+ *   4. client auto-batching: `SluiceClient.admit()` at 64 in flight, when the
+ *      client package is built (dist/src/client/mod.js), against the peer;
+ *   5. the peer: `RateLimiterRedis` (ioredis), key + model `consume` per request;
+ *   6. in process, no NATS: sluice's core (`Admissions.admitMany`, 1 and 32 per
+ *      turn) beside a plain-object token bucket and `RateLimiterMemory`.
+ *
+ * Each measurement is repeated `--runs` times (rounds interleave the series so
+ * that drift of the machine hits all alike); the table shows medians with
+ * min–max. Prints ONE table and the goals (MET / MISSED / SKIPPED; speed never
+ * fails the command, a crash does), and writes the results as JSON and an SVG
+ * chart under bench/results/. Nothing is installed: what cannot run here is
+ * listed as skipped, with the reason.
  *
  * Flags:
- *   --duration=ms      measured time per run            (default 5000)
- *   --warmup=ms        unmeasured lead-in per run       (default 1000)
- *   --runs=n           runs per measurement             (default 3)
- *   --prime=ms         one unmeasured load per target before the first run,
- *                      so that scopes exist and the JIT is warm (default 2000)
- *   --concurrency=list in-flight counts                 (default 1,64)
- *   --targets=list     which targets                    (default echo,sluice)
- *   --timeout=ms       request timeout of the generator (default 5000)
- *   --out=file         JSON results                     (default bench/results/latest.json;
- *                                                         bench/results/profile.json with --profile)
- *   --profile          run only sluice at the highest in-flight count under
- *                      `node --cpu-prof` (.tmp/prof/), and print its top
- *                      self-time functions
- *   --verbose          copy the children's stderr to ours
+ *   --quick              CI smoke: 1 and 64 in flight, batches and client at 64,
+ *                        1 run, short durations (well under a minute)
+ *   --duration=ms        measured time per run over the network (default 4000; quick 1000)
+ *   --inproc-duration=ms measured time per in-process run     (default 2000; quick 700)
+ *   --warmup=ms          unmeasured lead-in per run            (default 1000; quick 300)
+ *   --runs=n             runs per measurement                  (default 3; quick 1)
+ *   --prime=ms           one unmeasured load per network series before the first
+ *                        run, so that scopes exist and the JIT is warm (default 2000; quick 500)
+ *   --concurrency=list   in-flight counts                      (default 1,16,64,256; quick 1,64)
+ *   --batch-concurrency=list  in-flight counts of the batch series (default: --concurrency; quick 64)
+ *   --chunks=list        requests per turn in process          (default 1,32)
+ *   --batch=n            requests per admit.batch message      (default 100)
+ *   --client-concurrency=n  in-flight count of the client series (default 64)
+ *   --targets=list       which series (echo, sluice, batch, client, rlf-redis, core, plain, rlf-memory)
+ *   --timeout=ms         request timeout of the generators     (default 5000)
+ *   --out=file           JSON results (default bench/results/latest.json; quick.json with
+ *                        --quick; profile.json with --profile); the chart goes beside it (.svg)
+ *   --profile            run only sluice single admissions at the highest in-flight count
+ *                        under `node --cpu-prof` (.tmp/prof/), and print its top self-time functions
+ *   --verbose            copy the children's stderr to ours
  *
- * Progress goes to stderr; the table and goals to stdout.
+ * Progress goes to stderr (a bar on a terminal, plain lines otherwise); the
+ * table and goals to stdout.
  */
 import { spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { cpus, tmpdir, totalmem } from "node:os";
-import { dirname, join, relative, resolve } from "node:path";
+import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type NatsServerProcess, findNatsServerBinary, spawnNatsServerOnFreePort } from "../src/transport/localNats.js";
-import type { LoadResult } from "./load.js";
+import { checkXml, chartSvg } from "./lib/chart.js";
 import { BenchChild, ChildFailedError } from "./lib/children.js";
 import { FlagError, flagBool, flagInt, flagList, flagString, parseFlags, rejectUnknown } from "./lib/cli.js";
 import { type ProfileSummary, summarizeCpuProfile } from "./lib/cpuprofile.js";
-import { type GoalResult, type Measurement, evaluateGoals, fmtInt, fmtMs, goalLines, measurementTable, summarize, table } from "./lib/report.js";
-import { TARGETS, type Target, type TargetContext } from "./lib/targets.js";
+import { Progress } from "./lib/progress.js";
+import { type GoalResult, type Measurement, type Skipped, addRatios, evaluateGoals, fmtInt, fmtMs, goalLines, resultsTable, summarize, table } from "./lib/report.js";
+import type { LoadResult } from "./lib/result.js";
+import { type Need, type Plan, type Series, allSeries } from "./lib/series.js";
+import { EchoTarget, RedisTarget, SluiceTarget, type Target, type TargetContext, cleanEnv, findRedisServerBinary } from "./lib/targets.js";
 import { DEFAULT_WORKLOAD } from "./lib/workload.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+const CLIENT_MODULE = join(root, "dist/src/client/mod.js");
 
 interface Options {
+  quick: boolean;
   durationMs: number;
+  inprocDurationMs: number;
   warmupMs: number;
   runs: number;
   primeMs: number;
-  concurrency: number[];
-  targets: string[];
+  plan: Plan;
+  targets: string[] | undefined;
   timeoutMs: number;
   out: string;
   profile: boolean;
   verbose: boolean;
 }
 
-function options(argv: string[]): Options {
-  const flags = parseFlags(argv, ["profile", "verbose"]);
-  rejectUnknown(flags, ["duration", "warmup", "runs", "prime", "concurrency", "targets", "timeout", "out", "profile", "verbose"]);
-  const profile = flagBool(flags, "profile");
-  const concurrency = flagList(flags, "concurrency", ["1", "64"]).map((c) => {
+function positiveInts(list: string[], flag: string): number[] {
+  return list.map((c) => {
     const n = Number(c);
-    if (!Number.isInteger(n) || n < 1) throw new FlagError(`--concurrency: ${JSON.stringify(c)} is not a positive integer`);
+    if (!Number.isInteger(n) || n < 1) throw new FlagError(`--${flag}: ${JSON.stringify(c)} is not a positive integer`);
     return n;
   });
-  const targets = flagList(flags, "targets", Object.keys(TARGETS));
-  for (const t of targets) if (!(t in TARGETS)) throw new FlagError(`--targets: unknown target ${JSON.stringify(t)} (known: ${Object.keys(TARGETS).join(", ")})`);
+}
+
+function options(argv: string[]): Options {
+  const flags = parseFlags(argv, ["quick", "profile", "verbose"]);
+  rejectUnknown(flags, [
+    "quick", "duration", "inproc-duration", "warmup", "runs", "prime", "concurrency", "batch-concurrency", "chunks",
+    "batch", "client-concurrency", "targets", "timeout", "out", "profile", "verbose",
+  ]);
+  const quick = flagBool(flags, "quick");
+  const profile = flagBool(flags, "profile");
+  const levels = positiveInts(flagList(flags, "concurrency", quick ? ["1", "64"] : ["1", "16", "64", "256"]), "concurrency");
+  const batchLevels = positiveInts(flagList(flags, "batch-concurrency", quick ? ["64"] : levels.map(String)), "batch-concurrency");
+  const plan: Plan = {
+    levels: profile ? [Math.max(...levels)] : levels,
+    batchLevels,
+    chunks: positiveInts(flagList(flags, "chunks", ["1", "32"]), "chunks"),
+    batchSize: flagInt(flags, "batch", 100, 1),
+    clientLevel: flagInt(flags, "client-concurrency", 64, 1),
+  };
+  const known = allSeries(plan).map((s) => s.id);
+  const targets = profile ? ["sluice"] : flags.values.has("targets") ? flagList(flags, "targets", []) : undefined;
+  for (const t of targets ?? []) if (!known.includes(t)) throw new FlagError(`--targets: unknown series ${JSON.stringify(t)} (known: ${known.join(", ")})`);
+  const defaultOut = profile ? "profile.json" : quick ? "quick.json" : "latest.json";
   return {
-    durationMs: flagInt(flags, "duration", 5000, 100),
-    warmupMs: flagInt(flags, "warmup", 1000),
-    runs: flagInt(flags, "runs", profile ? 1 : 3, 1),
-    primeMs: flagInt(flags, "prime", 2000),
-    concurrency: profile ? [Math.max(...concurrency)] : concurrency,
-    targets: profile ? ["sluice"] : targets,
+    quick,
+    durationMs: flagInt(flags, "duration", quick ? 1000 : 4000, 100),
+    inprocDurationMs: flagInt(flags, "inproc-duration", quick ? 700 : 2000, 100),
+    warmupMs: flagInt(flags, "warmup", quick ? 300 : 1000),
+    runs: flagInt(flags, "runs", quick || profile ? 1 : 3, 1),
+    primeMs: flagInt(flags, "prime", quick ? 500 : 2000),
+    plan,
+    targets,
     timeoutMs: flagInt(flags, "timeout", 5000, 1),
-    out: resolve(flagString(flags, "out", join(root, "bench/results", profile ? "profile.json" : "latest.json"))),
+    out: resolve(flagString(flags, "out", join(root, "bench/results", defaultOut))),
     profile,
     verbose: flagBool(flags, "verbose"),
   };
 }
 
-const progress = (line: string): void => void process.stderr.write(`bench: ${line}\n`);
-
 // ---------------------------------------------------------------------------------------------
 // Everything started here, stopped once, whichever way the run ends.
 
+let progress = new Progress(0, 0);
 let nats: NatsServerProcess | undefined;
 const started: Target[] = [];
-const loads = new Set<BenchChild>();
+const programs = new Set<BenchChild>();
 let workDir: string | undefined;
 let cleaning: Promise<void> | undefined;
 let interrupted = false;
 
 function cleanup(): Promise<void> {
   cleaning ??= (async () => {
-    for (const l of loads) await l.stop(1000).catch(() => {});
+    progress.stop();
+    for (const p of programs) await p.stop(1000).catch(() => {});
     for (const t of started.reverse()) await t.stop().catch(() => {});
     await nats?.terminate("SIGTERM").catch(() => {});
     if (workDir) await rm(workDir, { recursive: true, force: true }).catch(() => {});
@@ -106,43 +154,60 @@ function cleanup(): Promise<void> {
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
   process.once(signal, () => {
     interrupted = true;
-    progress(`${signal}: stopping`);
+    progress.stop();
+    process.stderr.write(`bench: ${signal}: stopping\n`);
     void cleanup().finally(() => process.exit(130));
   });
 }
 
 // ---------------------------------------------------------------------------------------------
 
-async function runLoad(ctx: TargetContext, target: Target, concurrency: number, durationMs: number, warmupMs: number, timeoutMs: number): Promise<LoadResult> {
-  const load = new BenchChild({
-    name: "load",
-    command: process.execPath,
-    args: [
-      join(root, "dist/bench/load.js"),
-      `--url=${ctx.natsUrl}`,
-      `--subject=${target.subject}`,
-      `--mode=${target.mode}`,
-      `--concurrency=${concurrency}`,
-      `--duration=${durationMs}`,
-      `--warmup=${warmupMs}`,
-      `--timeout=${timeoutMs}`,
-    ],
-    cwd: root,
-    echoStderr: ctx.verbose,
-  });
-  loads.add(load);
+interface RunContext {
+  ctx: TargetContext;
+  targets: Map<Need, Target>;
+  redisUrl?: string;
+  opts: Options;
+}
+
+/** Run one series' program at one level; resolves with its result line. */
+async function runProgram(rc: RunContext, s: Series, level: number, durationMs: number, warmupMs: number): Promise<LoadResult> {
+  const { ctx, opts } = rc;
+  const common = [`--duration=${durationMs}`, `--warmup=${warmupMs}`];
+  let args: string[];
+  if (s.program === "inproc") {
+    args = [join(root, "dist/bench/inproc.js"), `--mode=${s.mode}`, `--chunk=${level}`, ...common];
+  } else {
+    args = [join(root, "dist/bench/load.js"), `--mode=${s.mode}`, `--concurrency=${level}`, `--timeout=${opts.timeoutMs}`, ...common];
+    if (s.mode === "echo") args.push(`--url=${ctx.natsUrl}`, `--subject=${(rc.targets.get("echo") as EchoTarget).subject}`);
+    if (s.mode === "admit") args.push(`--url=${ctx.natsUrl}`, `--subject=${(rc.targets.get("sluice") as SluiceTarget).prefix}.admit`);
+    if (s.mode === "batch") args.push(`--url=${ctx.natsUrl}`, `--subject=${(rc.targets.get("sluice") as SluiceTarget).prefix}.admit.batch`);
+    if (s.mode === "client") args.push(`--url=${ctx.natsUrl}`, `--client=${CLIENT_MODULE}`, `--prefix=${(rc.targets.get("sluice") as SluiceTarget).prefix}`);
+    if (s.mode === "rlf-redis") args.push(`--redis=${rc.redisUrl}`);
+  }
+  args.push(...(s.extraArgs ?? []));
+  const child = new BenchChild({ name: `${s.id}@${level}`, command: process.execPath, args, env: cleanEnv(), cwd: root, echoStderr: ctx.verbose });
+  programs.add(child);
+  // A generator that hangs (a reply that never comes, a wedged client) must not hang the bench.
+  const limitMs = warmupMs + durationMs + opts.timeoutMs + 30_000;
+  let timer: NodeJS.Timeout | undefined;
+  const overdue = new Promise<"overdue">((r) => (timer = setTimeout(() => r("overdue"), limitMs)));
   try {
-    const exit = await load.exited;
-    target.assertRunning();
-    if (exit.code !== 0) throw new ChildFailedError(load, `exited with code ${exit.code} signal ${exit.signal}`);
-    const line = load.stdoutText().trim().split("\n").pop() ?? "";
+    const first = await Promise.race([child.exited, overdue]);
+    if (first === "overdue") {
+      await child.stop(1000);
+      throw new ChildFailedError(child, `did not finish within ${limitMs} ms`);
+    }
+    for (const need of s.needs) rc.targets.get(need)?.assertRunning();
+    if (first.code !== 0) throw new ChildFailedError(child, `exited with code ${first.code} signal ${first.signal}`);
+    const line = child.stdoutText().trim().split("\n").pop() ?? "";
     try {
       return JSON.parse(line) as LoadResult;
     } catch {
-      throw new ChildFailedError(load, "printed no JSON result");
+      throw new ChildFailedError(child, "printed no JSON result");
     }
   } finally {
-    loads.delete(load);
+    clearTimeout(timer);
+    programs.delete(child);
   }
 }
 
@@ -157,9 +222,9 @@ async function newestProfile(dir: string, after: number): Promise<string | undef
   return best?.file;
 }
 
-function natsServerVersion(binary: string): string {
+function versionOf(binary: string): string {
   const r = spawnSync(binary, ["--version"], { encoding: "utf8", timeout: 5000 });
-  return (r.stdout || r.stderr || "").trim();
+  return (r.stdout || r.stderr || "").trim().split("\n")[0] ?? "";
 }
 
 function profileText(p: ProfileSummary): string {
@@ -177,70 +242,110 @@ function profileText(p: ProfileSummary): string {
   ].join("\n");
 }
 
+const fmtS = (ms: number): string => (ms >= 90_000 ? `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s` : `${Math.round(ms / 1000)} s`);
+
 async function main(): Promise<void> {
   const opts = options(process.argv.slice(2));
-  for (const f of ["dist/src/main.js", "dist/bench/load.js", "dist/bench/echo.js"]) {
+  for (const f of ["dist/src/main.js", "dist/bench/load.js", "dist/bench/inproc.js", "dist/bench/echo.js"]) {
     if (!existsSync(join(root, f))) throw new Error(`${f} is missing: run \`npm run build\` first (npm run bench does)`);
   }
-  const binary = findNatsServerBinary();
-  if (!binary) throw new Error("nats-server not found (PATH, /usr/sbin, /usr/local/bin); apt-get install nats-server");
 
-  const measured = opts.targets.length * opts.concurrency.length * opts.runs;
-  const estimateS = Math.round((opts.targets.length * (opts.primeMs + 1500) + measured * (opts.durationMs + opts.warmupMs + 400)) / 1000);
-  progress(
-    `${opts.targets.join(", ")} at ${opts.concurrency.join(", ")} in flight, ${opts.runs} × (${opts.warmupMs} ms warmup + ${opts.durationMs} ms); about ${estimateS} s`,
+  // What can run here; the rest is reported as skipped.
+  const natsBinary = findNatsServerBinary();
+  const redisBinary = findRedisServerBinary();
+  const missing = new Map<Need, string>();
+  if (!natsBinary) missing.set("nats", "nats-server not found (PATH, /usr/sbin, /usr/local/bin; apt-get install nats-server)");
+  if (!redisBinary) missing.set("redis", "redis-server not installed (the bench installs nothing; apt-get install redis-server)");
+  if (!existsSync(CLIENT_MODULE)) missing.set("client", "client package not built (no dist/src/client/mod.js)");
+
+  const wanted = allSeries(opts.plan).filter((s) => opts.targets === undefined || opts.targets.includes(s.id));
+  const skipped: Skipped[] = [];
+  const series: Series[] = [];
+  for (const s of wanted) {
+    const need = s.needs.find((n) => missing.has(n));
+    if (need) skipped.push({ series: s.id, label: s.label, section: s.section, reason: missing.get(need)! });
+    else series.push(s);
+  }
+  const needs = new Set(series.flatMap((s) => s.needs));
+
+  // The plan, for the progress bar: planned ms per step.
+  const overheadMs = 700;
+  const runMs = (s: Series): number => opts.warmupMs + (s.program === "inproc" ? opts.inprocDurationMs : opts.durationMs) + overheadMs;
+  const primed = opts.primeMs > 0 ? series.filter((s) => s.prime) : [];
+  const measuredSteps = series.reduce((a, s) => a + s.levels.length, 0) * opts.runs;
+  const startupMs = 1500 * (1 + (needs.has("echo") ? 1 : 0) + (needs.has("sluice") ? 1 : 0) + (needs.has("redis") ? 1 : 0));
+  const plannedMs = startupMs + primed.length * (opts.primeMs + overheadMs) + opts.runs * series.reduce((a, s) => a + s.levels.length * runMs(s), 0);
+  progress = new Progress(plannedMs, 1 + primed.length + measuredSteps);
+  progress.log(
+    `${opts.quick ? "quick: " : ""}${series.length} series, ${measuredSteps} measured runs ` +
+      `(${opts.runs} × ${opts.warmupMs} ms warmup + ${opts.durationMs} ms, in process ${opts.inprocDurationMs} ms); about ${fmtS(plannedMs)}`,
   );
+  for (const k of skipped) progress.log(`skipping ${k.label}: ${k.reason}`);
 
   workDir = await mkdtemp(join(tmpdir(), "sluice-bench-"));
-  nats = await spawnNatsServerOnFreePort({ binary, jetstream: false });
-  progress(`nats-server ${nats.url} (pid ${nats.pid})`);
-
   const cpuProfileDir = opts.profile ? join(root, ".tmp/prof") : undefined;
   if (cpuProfileDir) await mkdir(cpuProfileDir, { recursive: true });
-  const ctx: TargetContext = { root, natsUrl: nats.url, workDir, verbose: opts.verbose, cpuProfileDir };
 
-  const targets: Target[] = [];
-  for (const id of opts.targets) {
-    const t = TARGETS[id]!();
-    const t0 = Date.now();
-    await t.start({ ...ctx, cpuProfileDir: t.profilable ? cpuProfileDir : undefined });
-    started.push(t);
-    targets.push(t);
-    progress(`${id} ready (${Date.now() - t0} ms)`);
+  progress.begin("starting nats-server, echo, sluice, redis-server", startupMs);
+  if (needs.has("nats")) {
+    nats = await spawnNatsServerOnFreePort({ binary: natsBinary!, jetstream: false });
+    progress.log(`nats-server ${nats.url} (pid ${nats.pid})`);
   }
+  const ctx: TargetContext = { root, natsUrl: nats?.url, workDir, verbose: opts.verbose, cpuProfileDir };
+  const targets = new Map<Need, Target>();
+  const startTarget = async (need: Need, t: Target): Promise<void> => {
+    const t0 = Date.now();
+    started.push(t);
+    await t.start(ctx);
+    targets.set(need, t);
+    progress.log(`${t.id} ready (pid ${t.pid}, ${Date.now() - t0} ms)`);
+  };
+  if (needs.has("echo")) await startTarget("echo", new EchoTarget());
+  if (needs.has("sluice")) await startTarget("sluice", new SluiceTarget());
+  let redisUrl: string | undefined;
+  if (needs.has("redis")) {
+    const r = new RedisTarget(redisBinary!);
+    await startTarget("redis", r);
+    redisUrl = r.url;
+  }
+  progress.end();
   const profileStart = Date.now();
+  const rc: RunContext = { ctx, targets, redisUrl, opts };
 
-  const maxC = Math.max(...opts.concurrency);
-  if (opts.primeMs > 0) {
-    for (const t of targets) {
-      const r = await runLoad(ctx, t, maxC, opts.primeMs, 0, opts.timeoutMs);
-      progress(`primed ${t.id} at ${maxC} in flight for ${opts.primeMs} ms: ${fmtInt(r.ops)} ops/s, ${r.errors} errors`);
-    }
+  for (const s of primed) {
+    const level = Math.max(...s.levels);
+    progress.begin(`priming ${s.id} @${level}`, opts.primeMs + overheadMs);
+    const r = await runProgram(rc, s, level, opts.primeMs, 0);
+    progress.end(`primed ${s.id} at ${level} in flight for ${opts.primeMs} ms: ${fmtInt(r.ops)} ops/s, ${r.errors} errors`);
   }
 
   const results = new Map<string, LoadResult[]>();
-  const keyOf = (t: string, c: number): string => `${t}@${c}`;
-  let n = 0;
+  const keyOf = (s: string, l: number): string => `${s}@${l}`;
   for (let run = 1; run <= opts.runs; run++) {
-    for (const t of targets) {
-      for (const c of opts.concurrency) {
-        const r = await runLoad(ctx, t, c, opts.durationMs, opts.warmupMs, opts.timeoutMs);
-        const list = results.get(keyOf(t.id, c)) ?? [];
+    for (const s of series) {
+      for (const level of s.levels) {
+        const lv = s.levelKind === "per turn" ? `${level}/turn` : `@${level}`;
+        progress.begin(`${s.id} ${lv}, run ${run}/${opts.runs}`, runMs(s));
+        const r = await runProgram(rc, s, level, s.program === "inproc" ? opts.inprocDurationMs : opts.durationMs, opts.warmupMs);
+        const list = results.get(keyOf(s.id, level)) ?? [];
         list.push(r);
-        results.set(keyOf(t.id, c), list);
-        n++;
-        progress(
-          `[${n}/${measured}] ${t.id.padEnd(6)} ${String(c).padStart(3)} in flight, run ${run}/${opts.runs}: ` +
-            `${fmtInt(r.ops)} ops/s  p50 ${fmtMs(r.p50)} ms  p99 ${fmtMs(r.p99)} ms  p99.9 ${fmtMs(r.p999)} ms  errors ${r.errors}` +
-            (r.admitted !== undefined ? `  admitted ${r.admitted}/${r.admitted + (r.rejected ?? 0)}` : ""),
+        results.set(keyOf(s.id, level), list);
+        progress.end(
+          `${s.id.padEnd(10)} ${lv.padStart(7)} run ${run}/${opts.runs}: ${fmtInt(r.ops)} ops/s  p50 ${fmtMs(r.p50)} ms  p99 ${fmtMs(r.p99)} ms  ` +
+            `errors ${r.errors}` + (r.admitted !== undefined ? `  admitted ${r.admitted}/${r.admitted + (r.rejected ?? 0)}` : ""),
         );
       }
     }
   }
+  progress.stop();
 
   const measurements: Measurement[] = [];
-  for (const t of targets) for (const c of opts.concurrency) measurements.push(summarize(t.id, c, results.get(keyOf(t.id, c)) ?? []));
-  const goals: GoalResult[] = evaluateGoals(measurements);
+  for (const s of series) for (const level of s.levels) measurements.push(summarize(s.id, level, results.get(keyOf(s.id, level)) ?? []));
+  addRatios(measurements, series);
+  // Nothing answered at all: the setup is broken, not slow.
+  const dead = measurements.find((m) => m.count === 0);
+  if (dead) throw new Error(`${dead.series} at ${dead.level}: no call succeeded in ${dead.runs.length} run(s)${dead.firstError ? ` (${dead.firstError})` : ""}`);
+  const goals: GoalResult[] = opts.profile ? [] : evaluateGoals(measurements, opts.plan, skipped);
 
   let profile: ProfileSummary | undefined;
   if (cpuProfileDir) {
@@ -256,17 +361,31 @@ async function main(): Promise<void> {
     cpuModel: cpus()[0]?.model,
     memoryGiB: Math.round(totalmem() / 2 ** 30),
     node: process.version,
-    natsServer: natsServerVersion(binary),
+    natsServer: natsBinary ? versionOf(natsBinary) : undefined,
+    redisServer: redisBinary && needs.has("redis") ? versionOf(redisBinary) : undefined,
   };
-  const header =
-    `sluice bench${opts.profile ? " (PROFILED: sluice under --cpu-prof; figures are not comparable)" : ""} — ` +
-    `${machine.cpus} CPUs, Node ${machine.node}, ${machine.natsServer}; ` +
-    `median of ${opts.runs} run(s) of ${opts.durationMs} ms (after ${opts.warmupMs} ms warmup); ` +
-    `${DEFAULT_WORKLOAD.keys} keys, ${DEFAULT_WORKLOAD.models} models, ${DEFAULT_WORKLOAD.teams} teams`;
-  const out = [header, "", measurementTable(measurements)];
-  if (goals.length > 0) out.push("", goalLines(goals));
+  const runsText = opts.runs >= 3 ? `median of ${opts.runs} runs (min–max)` : `${opts.runs} run(s): no spread, a smoke test`;
+  const header = [
+    `sluice bench${opts.quick ? " --quick" : ""}${opts.profile ? " (PROFILED: sluice under --cpu-prof; figures are not comparable)" : ""} — ` +
+      `${machine.cpus} CPUs, ${machine.memoryGiB} GiB, Node ${machine.node}` +
+      (machine.natsServer ? `, ${machine.natsServer}` : "") +
+      (machine.redisServer ? `, ${machine.redisServer.replace(/ sha=.*/, "")}` : ""),
+    `${runsText}; ${opts.durationMs} ms over the network, ${opts.inprocDurationMs} ms in process, each after ${opts.warmupMs} ms warmup; ` +
+      `workload: ${fmtInt(DEFAULT_WORKLOAD.keys)} keys, ${DEFAULT_WORKLOAD.models} models, ${DEFAULT_WORKLOAD.teams} teams (key + model rates, team budget)`,
+  ];
+  const out = [...header, "", resultsTable(wanted, measurements, skipped)];
+  if (goals.length > 0) out.push("", "Goals (speed never fails the bench):", goalLines(goals));
   if (profile) out.push("", profileText(profile));
   process.stdout.write(`${out.join("\n")}\n`);
+
+  const svgFile = join(dirname(opts.out), `${basename(opts.out, ".json")}.svg`);
+  const svg = chartSvg({
+    title: `sluice bench${opts.quick ? " (--quick)" : ""}: ops/s, ${opts.runs >= 3 ? `median of ${opts.runs} runs, whiskers min–max` : `${opts.runs} run`}`,
+    subtitle: `${header[0]!.replace(/^sluice bench[^—]*— /, "")}; ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC`,
+    series,
+    ms: measurements,
+  });
+  checkXml(svg);
 
   await mkdir(dirname(opts.out), { recursive: true });
   await writeFile(
@@ -277,7 +396,8 @@ async function main(): Promise<void> {
         machine,
         options: { ...opts, out: undefined },
         workload: DEFAULT_WORKLOAD,
-        targets: targets.map((t) => ({ id: t.id, description: t.description, subject: t.subject, mode: t.mode })),
+        series: series.map(({ id, section, label, unit, mode, levelKind, levels, ratio }) => ({ id, section, label, unit, mode, levelKind, levels, ratio })),
+        skipped,
         measurements,
         goals,
         ...(profile ? { profile } : {}),
@@ -286,7 +406,8 @@ async function main(): Promise<void> {
       2,
     )}\n`,
   );
-  progress(`wrote ${relative(process.cwd(), opts.out)}`);
+  await writeFile(svgFile, svg);
+  process.stderr.write(`bench: wrote ${relative(process.cwd(), opts.out)} and ${relative(process.cwd(), svgFile)}\n`);
 }
 
 main()
@@ -294,6 +415,7 @@ main()
   .then(() => process.exit(0))
   .catch(async (err) => {
     if (interrupted) return; // the signal handler reports and exits
+    progress.stop();
     process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`);
     await cleanup();
     process.exit(err instanceof FlagError ? 2 : 1);

@@ -1,8 +1,9 @@
 /**
  * Summaries of repeated measurements (median with min–max), the goals of the
- * issue, and the plain-text table the bench prints.
+ * issue, and the one plain-text table the bench prints.
  */
-import type { LoadResult } from "../load.js";
+import type { LoadResult } from "./result.js";
+import type { Series } from "./series.js";
 
 export interface Spread {
   median: number;
@@ -18,10 +19,10 @@ export function spread(values: readonly number[]): Spread {
   return { median, min: s[0]!, max: s[s.length - 1]! };
 }
 
-/** One measurement (target × in-flight count) over its runs. */
+/** One measurement (series × level) over its runs. */
 export interface Measurement {
-  target: string;
-  concurrency: number;
+  series: string;
+  level: number;
   runs: LoadResult[];
   ops: Spread;
   rps: Spread;
@@ -36,15 +37,19 @@ export interface Measurement {
   count: number;
   /** Share of decisions admitted (admit modes), over all runs. */
   admitShare?: number;
+  /** This median ÷ the reference's median (see `Series.ratio`). */
+  ratio?: { value: number; to: string };
+  firstError?: string;
 }
 
-export function summarize(target: string, concurrency: number, runs: LoadResult[]): Measurement {
+export function summarize(series: string, level: number, runs: LoadResult[]): Measurement {
   const pick = (f: (r: LoadResult) => number): Spread => spread(runs.map(f));
   const admitted = runs.reduce((a, r) => a + (r.admitted ?? 0), 0);
   const rejected = runs.reduce((a, r) => a + (r.rejected ?? 0), 0);
+  const firstError = runs.find((r) => r.firstError !== undefined)?.firstError;
   return {
-    target,
-    concurrency,
+    series,
+    level,
     runs,
     ops: pick((r) => r.ops),
     rps: pick((r) => r.rps),
@@ -57,69 +62,106 @@ export function summarize(target: string, concurrency: number, runs: LoadResult[
     timeouts: runs.reduce((a, r) => a + r.timeouts, 0),
     count: runs.reduce((a, r) => a + r.count, 0),
     ...(admitted + rejected > 0 ? { admitShare: admitted / (admitted + rejected) } : {}),
+    ...(firstError !== undefined ? { firstError } : {}),
   };
+}
+
+/** Fill in each measurement's ratio to its series' reference. */
+export function addRatios(ms: Measurement[], series: readonly Series[]): void {
+  for (const m of ms) {
+    const ref = series.find((s) => s.id === m.series)?.ratio;
+    if (!ref) continue;
+    const other = ms.find((o) => o.series === ref.series && o.level === (ref.level ?? m.level));
+    if (other && other.ops.median > 0) m.ratio = { value: m.ops.median / other.ops.median, to: ref.name };
+  }
+}
+
+/** Something the issue asked for that could not be measured here, and why. */
+export interface Skipped {
+  series: string;
+  label: string;
+  section: string;
+  reason: string;
 }
 
 export interface GoalResult {
   id: string;
   description: string;
-  /** The measured figure (ratio, or ms). */
-  value: number;
-  threshold: number;
-  comparison: ">=" | "<=";
-  unit: string;
-  met: boolean;
+  /** MET / MISSED, or SKIPPED when a figure it needs is missing. */
+  status: "MET" | "MISSED" | "SKIPPED";
+  /** The measured figure, as printed. */
+  value?: string;
+  target: string;
+  /** Why it was skipped. */
+  reason?: string;
 }
 
-/** A goal: computed from the measurements when the ones it needs exist. */
-export interface Goal {
-  id: string;
-  evaluate(find: (target: string, concurrency: number) => Measurement | undefined): GoalResult | undefined;
-}
+type Find = (series: string, level: number) => Measurement | undefined;
 
-/** The goals of the first bench issue. */
-export const GOALS: Goal[] = [
-  {
-    id: "throughput-64",
-    evaluate(find) {
-      const s = find("sluice", 64);
-      const e = find("echo", 64);
-      if (!s || !e) return undefined;
-      const value = s.ops.median / e.ops.median;
-      return {
-        id: this.id,
-        description: "sluice ops/s ÷ echo ops/s at 64 in flight",
-        value,
-        threshold: 0.8,
-        comparison: ">=",
-        unit: "×",
-        met: value >= 0.8,
-      };
-    },
-  },
-  {
-    id: "p99-1",
-    evaluate(find) {
-      const s = find("sluice", 1);
-      const e = find("echo", 1);
-      if (!s || !e) return undefined;
-      const value = s.p99.median - e.p99.median;
-      return {
-        id: this.id,
-        description: "sluice p99 − echo p99 at 1 in flight",
-        value,
-        threshold: 0.3,
-        comparison: "<=",
-        unit: "ms",
-        met: value <= 0.3,
-      };
-    },
-  },
-];
+const times = (n: number): string => `${n.toFixed(2)}×`;
+/** A ratio: two decimals, or two significant digits below 0.1 (0.0025×). */
+export const fmtRatio = (n: number): string => (n > 0 && n < 0.1 ? `${n.toPrecision(2)}×` : times(n));
+const signedMs = (n: number): string => `${n >= 0 ? "+" : "−"}${Math.abs(n).toFixed(3)} ms`;
 
-export function evaluateGoals(measurements: readonly Measurement[], goals: readonly Goal[] = GOALS): GoalResult[] {
-  const find = (t: string, c: number) => measurements.find((m) => m.target === t && m.concurrency === c);
-  return goals.map((g) => g.evaluate(find)).filter((g): g is GoalResult => g !== undefined);
+/** The goals of the bench issue. Speed never fails the command: these only print. */
+export function evaluateGoals(ms: readonly Measurement[], opts: { clientLevel: number; batchSize: number }, skipped: readonly Skipped[]): GoalResult[] {
+  const find: Find = (s, l) => ms.find((m) => m.series === s && m.level === l);
+  const why = (...ids: string[]): string => {
+    const s = skipped.find((k) => ids.includes(k.series));
+    return s ? `${s.label}: ${s.reason}` : `not measured (${ids.join(", ")} at the levels needed)`;
+  };
+  const out: GoalResult[] = [];
+
+  {
+    const s = find("sluice", 64);
+    const e = find("echo", 64);
+    const description = "sluice single admissions ÷ echo at 64 in flight";
+    if (s && e) {
+      const v = s.ops.median / e.ops.median;
+      out.push({ id: "single-64", description, status: v >= 0.8 ? "MET" : "MISSED", value: times(v), target: ">= 0.80×" });
+    } else out.push({ id: "single-64", description, status: "SKIPPED", target: ">= 0.80×", reason: why("sluice", "echo") });
+  }
+  {
+    const s = find("sluice", 1);
+    const e = find("echo", 1);
+    const description = "sluice p99 − echo p99 at 1 in flight";
+    if (s && e) {
+      const v = s.p99.median - e.p99.median;
+      out.push({ id: "p99-1", description, status: v <= 0.3 ? "MET" : "MISSED", value: signedMs(v), target: "<= 0.3 ms" });
+    } else out.push({ id: "p99-1", description, status: "SKIPPED", target: "<= 0.3 ms", reason: why("sluice", "echo") });
+  }
+  {
+    const batches = ms.filter((m) => m.series === "batch");
+    const description = `sluice batches (${opts.batchSize} per message), best level`;
+    if (batches.length > 0) {
+      const best = batches.reduce((a, b) => (b.ops.median > a.ops.median ? b : a));
+      const v = best.ops.median;
+      out.push({
+        id: "batch", description, status: v >= 50_000 ? "MET" : "MISSED",
+        value: `${fmtInt(v)} decisions/s at ${best.level} in flight`, target: ">= 50,000 decisions/s",
+      });
+    } else out.push({ id: "batch", description, status: "SKIPPED", target: ">= 50,000 decisions/s", reason: why("batch") });
+  }
+  {
+    const c = find("client", opts.clientLevel);
+    const p = find("rlf-redis", opts.clientLevel);
+    const d1 = `client auto-batching ÷ Redis peer at ${opts.clientLevel} in flight (req/s)`;
+    const d2 = `client auto-batching p50 vs Redis peer p50 at ${opts.clientLevel} in flight`;
+    if (c && p) {
+      const v = c.rps.median / p.rps.median;
+      out.push({ id: "client-throughput", description: d1, status: v >= 1.5 ? "MET" : "MISSED", value: times(v), target: ">= 1.50×" });
+      const d = c.p50.median - p.p50.median;
+      out.push({
+        id: "client-p50", description: d2, status: d <= 0 ? "MET" : "MISSED",
+        value: `${fmtMs(c.p50.median)} vs ${fmtMs(p.p50.median)} ms`, target: "client <= peer",
+      });
+    } else {
+      const reason = why("client", "rlf-redis");
+      out.push({ id: "client-throughput", description: d1, status: "SKIPPED", target: ">= 1.50×", reason });
+      out.push({ id: "client-p50", description: d2, status: "SKIPPED", target: "client <= peer", reason });
+    }
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -127,7 +169,12 @@ export function evaluateGoals(measurements: readonly Measurement[], goals: reado
 
 const int = new Intl.NumberFormat("en-US", { maximumFractionDigits: 0 });
 export const fmtInt = (n: number): string => (Number.isFinite(n) ? int.format(n) : "-");
-export const fmtMs = (n: number): string => (Number.isFinite(n) ? n.toFixed(3) : "-");
+/** ms with three decimals; below 0.01 ms (in-process turns) two significant digits. */
+export const fmtMs = (n: number): string => {
+  if (!Number.isFinite(n)) return "-";
+  if (n > 0 && n < 0.01) return n.toPrecision(2);
+  return n.toFixed(3);
+};
 const range = (s: Spread, f: (n: number) => string): string => (s.min === s.max ? "" : `${f(s.min)}–${f(s.max)}`);
 
 /** Align rows of cells; columns listed in `right` are right-aligned. */
@@ -141,30 +188,71 @@ export function table(header: string[], rows: string[][], right: ReadonlySet<num
   return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
 }
 
-export function measurementTable(ms: readonly Measurement[]): string {
-  const header = ["target", "in flight", "ops/s", "(min–max)", "p50 ms", "(min–max)", "p99 ms", "(min–max)", "p99.9 ms", "errors", "admitted"];
-  const rows = ms.map((m) => [
-    m.target,
-    String(m.concurrency),
-    fmtInt(m.ops.median),
-    range(m.ops, fmtInt),
-    fmtMs(m.p50.median),
-    range(m.p50, fmtMs),
-    fmtMs(m.p99.median),
-    range(m.p99, fmtMs),
-    fmtMs(m.p999.median),
-    String(m.errors),
-    m.admitShare === undefined ? "-" : `${(m.admitShare * 100).toFixed(1)}%`,
-  ]);
-  return table(header, rows, new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]));
+type Row = { kind: "cells"; cells: string[] } | { kind: "section"; text: string } | { kind: "skip"; label: string; level: string; text: string };
+
+/**
+ * The one table: a block per section (heading, then a row per series and
+ * level), skipped series in their place with the reason.
+ */
+export function resultsTable(series: readonly Series[], ms: readonly Measurement[], skipped: readonly Skipped[]): string {
+  const header = ["series", "level", "ops/s", "(min–max)", "p50 ms", "(min–max)", "p99 ms", "(min–max)", "p99.9 ms", "ratio", "errors", "admitted"];
+  const right = new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+  const rows: Row[] = [];
+  let section = "";
+  for (const s of series) {
+    const mine = ms.filter((m) => m.series === s.id);
+    const skip = skipped.find((k) => k.series === s.id);
+    if (mine.length === 0 && !skip) continue;
+    if (s.section !== section) {
+      section = s.section;
+      rows.push({ kind: "section", text: section });
+    }
+    if (skip) {
+      rows.push({ kind: "skip", label: `  ${s.label}`, level: s.levels.join(","), text: `skipped: ${skip.reason}` });
+      continue;
+    }
+    for (const m of mine) {
+      rows.push({
+        kind: "cells",
+        cells: [
+          `  ${s.label}`,
+          s.levelKind === "per turn" ? `${m.level}/turn` : String(m.level),
+          fmtInt(m.ops.median),
+          range(m.ops, fmtInt),
+          fmtMs(m.p50.median),
+          range(m.p50, fmtMs),
+          fmtMs(m.p99.median),
+          range(m.p99, fmtMs),
+          fmtMs(m.p999.median),
+          m.ratio ? `${fmtRatio(m.ratio.value)} ${m.ratio.to}` : "",
+          String(m.errors),
+          m.admitShare === undefined ? "-" : `${(m.admitShare * 100).toFixed(1)}%`,
+        ],
+      });
+    }
+  }
+  const cellRows = rows.flatMap((r) => (r.kind === "cells" ? [r.cells] : []));
+  const widths = header.map((h, i) => Math.max(h.length, ...cellRows.map((c) => c[i]!.length), ...rows.map((r) => (r.kind === "skip" ? (i === 0 ? r.label.length : i === 1 ? r.level.length : 0) : 0))));
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => (right.has(i) ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join("  ")
+      .trimEnd();
+  const out = [line(header), line(widths.map((w) => "-".repeat(w)))];
+  for (const r of rows) {
+    if (r.kind === "section") out.push(r.text);
+    else if (r.kind === "skip") out.push(`${r.label.padEnd(widths[0]!)}  ${r.level.padStart(widths[1]!)}  ${r.text}`);
+    else out.push(line(r.cells));
+  }
+  return out.join("\n");
 }
 
 export function goalLines(goals: readonly GoalResult[]): string {
   return goals
     .map((g) => {
-      const v = g.unit === "ms" ? `${g.value >= 0 ? "+" : ""}${g.value.toFixed(3)} ms` : `${g.value.toFixed(2)}${g.unit}`;
-      const t = g.unit === "ms" ? `${g.threshold} ms` : `${g.threshold}${g.unit}`;
-      return `${g.met ? "MET   " : "MISSED"}  ${g.description}: ${v} (target ${g.comparison} ${t})`;
+      const tag = g.status.padEnd(7);
+      if (g.status === "SKIPPED") return `${tag} ${g.description} (target ${g.target}): ${g.reason}`;
+      return `${tag} ${g.description}: ${g.value} (target ${g.target})`;
     })
     .join("\n");
 }

@@ -1,53 +1,53 @@
 /**
- * What the load generator is pointed at. Each target runs in its own process
- * (so that it competes for the machine's cores like a real deployment), is
- * started and awaited until it answers, and is stopped at the end.
- *
- * Adding a target (a Redis-backed sluice peer, an in-process core, …) means
- * one more implementation of {@link Target} and one line in `TARGETS`.
+ * The processes the load generators are pointed at. Each runs in its own
+ * process (so that it competes for the machine's cores like a real
+ * deployment), is started and awaited until it answers, and is stopped at the
+ * end: the echo responder, sluice, and redis-server for the peer. nats-server
+ * itself is started by the orchestrator (src/transport/localNats.ts).
  */
+import { existsSync } from "node:fs";
 import { writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { delimiter, join } from "node:path";
 import { connect } from "@nats-io/transport-node";
-import type { LoadMode } from "../load.js";
+import { freePort, isExecutable } from "../../src/transport/localNats.js";
 import { BenchChild, ChildFailedError } from "./children.js";
 import { benchPolicy } from "./workload.js";
 
 export interface TargetContext {
   /** Repository root (holds dist/). */
   root: string;
-  natsUrl: string;
+  /** The bench's nats-server (undefined when it could not be started). */
+  natsUrl?: string;
   /** Private temporary directory of this bench run. */
   workDir: string;
   /** Copy the targets' stderr to ours. */
   verbose: boolean;
-  /** Run the target under `node --cpu-prof`, writing into this directory. */
+  /** Run sluice under `node --cpu-prof`, writing into this directory. */
   cpuProfileDir?: string;
 }
 
+/** A process the bench starts once and measures through the load generators. */
 export interface Target {
-  /** Short name used in flags, tables and JSON: `echo`, `sluice`. */
+  /** Short name: `echo`, `sluice`, `redis`. */
   readonly id: string;
   /** What it is, for the report. */
   readonly description: string;
-  /** Subject the load generator requests on. */
-  readonly subject: string;
-  /** How the load generator builds requests and reads replies. */
-  readonly mode: LoadMode;
-  /** Whether `cpuProfileDir` applies to it. */
-  readonly profilable: boolean;
   start(ctx: TargetContext): Promise<void>;
   /** Throws if the target's process has died. */
   assertRunning(): void;
   stop(): Promise<void>;
+  /** The process, once started. */
+  readonly pid: number | undefined;
 }
 
 /** Env without the caller's NATS settings, so the children talk to the bench's own server only. */
-function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("NATS_") && !k.startsWith("SLUICE_")) env[k] = v;
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith("NATS_") && !k.startsWith("SLUICE_") && !k.startsWith("REDIS_")) env[k] = v;
   return { ...env, ...extra };
 }
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Request `subject` until something answers without an error header (the
@@ -69,7 +69,7 @@ export async function waitForResponder(natsUrl: string, subject: string, body: U
       } catch (err) {
         last = err instanceof Error ? err.message : String(err);
       }
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
     throw new ChildFailedError(child, `not ready within ${timeoutMs} ms on ${subject} (${last})`);
   } finally {
@@ -80,12 +80,13 @@ export async function waitForResponder(natsUrl: string, subject: string, body: U
 abstract class ChildTarget implements Target {
   abstract readonly id: string;
   abstract readonly description: string;
-  abstract readonly subject: string;
-  abstract readonly mode: LoadMode;
-  abstract readonly profilable: boolean;
   protected child?: BenchChild;
 
   abstract start(ctx: TargetContext): Promise<void>;
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
 
   assertRunning(): void {
     if (this.child && !this.child.running) throw new ChildFailedError(this.child, "exited during the bench");
@@ -98,37 +99,39 @@ abstract class ChildTarget implements Target {
 
 const probeBody = new TextEncoder().encode(JSON.stringify({ key: "bench-probe", model: "bench-probe", tokens: 1 }));
 
+function requireNats(ctx: TargetContext): string {
+  if (ctx.natsUrl === undefined) throw new Error("no nats-server");
+  return ctx.natsUrl;
+}
+
 /** A bare NATS echo responder (bench/echo.ts): the floor any NATS service sits on. */
 export class EchoTarget extends ChildTarget {
   readonly id = "echo";
   readonly description = "bare NATS echo responder (Node, one connection, queue subscription)";
   readonly subject = "bench.echo";
-  readonly mode = "echo" as const;
-  readonly profilable = false;
 
   async start(ctx: TargetContext): Promise<void> {
+    const url = requireNats(ctx);
     this.child = new BenchChild({
       name: "echo",
       command: process.execPath,
-      args: [join(ctx.root, "dist/bench/echo.js"), `--url=${ctx.natsUrl}`, `--subject=${this.subject}`],
-      env: cleanEnv({}),
+      args: [join(ctx.root, "dist/bench/echo.js"), `--url=${url}`, `--subject=${this.subject}`],
+      env: cleanEnv(),
       cwd: ctx.root,
       echoStderr: ctx.verbose,
     });
-    await waitForResponder(ctx.natsUrl, this.subject, probeBody, this.child);
+    await waitForResponder(url, this.subject, probeBody, this.child);
   }
 }
 
 /** sluice itself, `node dist/src/main.js`, with the bench policy. */
 export class SluiceTarget extends ChildTarget {
   readonly id = "sluice";
-  readonly description = "sluice (node dist/src/main.js), single admissions on bench.admit";
+  readonly description = "sluice (node dist/src/main.js) with the bench policy";
   readonly prefix = "bench";
-  readonly subject = `${this.prefix}.admit`;
-  readonly mode = "admit" as const;
-  readonly profilable = true;
 
   async start(ctx: TargetContext): Promise<void> {
+    const url = requireNats(ctx);
     const policyFile = join(ctx.workDir, "policy.json");
     await writeFile(policyFile, JSON.stringify(benchPolicy(), null, 2));
     const nodeArgs = ctx.cpuProfileDir ? ["--cpu-prof", `--cpu-prof-dir=${ctx.cpuProfileDir}`] : [];
@@ -136,11 +139,11 @@ export class SluiceTarget extends ChildTarget {
       name: "sluice",
       command: process.execPath,
       args: [...nodeArgs, join(ctx.root, "dist/src/main.js")],
-      env: cleanEnv({ NATS_URL: ctx.natsUrl, SLUICE_PREFIX: this.prefix, SLUICE_POLICY: policyFile, LOG_LEVEL: "warn" }),
+      env: cleanEnv({ NATS_URL: url, SLUICE_PREFIX: this.prefix, SLUICE_POLICY: policyFile, LOG_LEVEL: "warn" }),
       cwd: ctx.root,
       echoStderr: ctx.verbose,
     });
-    await waitForResponder(ctx.natsUrl, this.subject, probeBody, this.child);
+    await waitForResponder(url, `${this.prefix}.admit`, probeBody, this.child);
   }
 
   override async stop(): Promise<void> {
@@ -149,8 +152,94 @@ export class SluiceTarget extends ChildTarget {
   }
 }
 
-/** Every known target, by id, in the order they are measured. */
-export const TARGETS: Record<string, () => Target> = {
-  echo: () => new EchoTarget(),
-  sluice: () => new SluiceTarget(),
-};
+/** Where redis-server is: PATH, then the usual package locations. */
+export function findRedisServerBinary(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const dirs = [...(env.PATH ?? "").split(delimiter).filter((d) => d !== ""), "/usr/bin", "/usr/sbin", "/usr/local/bin"];
+  for (const dir of dirs) {
+    const file = join(dir, "redis-server");
+    if (existsSync(file) && isExecutable(file)) return file;
+  }
+  return undefined;
+}
+
+/** Send one inline command to Redis and read its first reply line. */
+async function redisPing(port: number): Promise<string> {
+  const { createConnection } = await import("node:net");
+  return new Promise((resolve, reject) => {
+    const sock = createConnection({ host: "127.0.0.1", port });
+    let data = "";
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error("no PONG within 1 s"));
+    }, 1000);
+    sock.setEncoding("utf8");
+    sock.on("connect", () => sock.write("PING\r\n"));
+    sock.on("data", (chunk: string) => {
+      data += chunk;
+      if (data.includes("\r\n")) {
+        clearTimeout(timer);
+        sock.end();
+        resolve(data.split("\r\n")[0]!);
+      }
+    });
+    sock.on("error", (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
+/**
+ * A private redis-server for the peer, on a free loopback port, persisting
+ * nothing (`--save "" --appendonly no`), its working directory in the bench's
+ * temporary directory.
+ */
+export class RedisTarget extends ChildTarget {
+  readonly id = "redis";
+  readonly description: string;
+  port = 0;
+
+  constructor(private readonly binary: string) {
+    super();
+    this.description = `redis-server (${binary}), no persistence, loopback`;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  async start(ctx: TargetContext): Promise<void> {
+    this.port = await freePort();
+    this.child = new BenchChild({
+      name: "redis-server",
+      command: this.binary,
+      args: [
+        "--port", String(this.port),
+        "--bind", "127.0.0.1",
+        "--save", "",
+        "--appendonly", "no",
+        "--dir", ctx.workDir,
+        "--protected-mode", "yes",
+        "--daemonize", "no",
+        "--loglevel", "warning",
+      ],
+      env: cleanEnv(),
+      cwd: ctx.workDir,
+      echoStderr: ctx.verbose,
+    });
+    const deadline = Date.now() + 10_000;
+    let last = "no answer";
+    while (Date.now() < deadline) {
+      if (!this.child.running) throw new ChildFailedError(this.child, "exited before it was ready");
+      try {
+        const reply = await redisPing(this.port);
+        if (reply === "+PONG") return;
+        last = reply;
+      } catch (err) {
+        last = err instanceof Error ? err.message : String(err);
+      }
+      await sleep(50);
+    }
+    throw new ChildFailedError(this.child, `not ready within 10 s on port ${this.port} (${last})`);
+  }
+}

@@ -1,0 +1,44 @@
+/**
+ * What a load generator (bench/load.ts) or an in-process run (bench/inproc.ts)
+ * prints: one JSON line, read by the orchestrator.
+ */
+
+/** Modes of bench/load.ts (separate process, calls over the network). */
+export const LOAD_MODES = ["echo", "admit", "batch", "client", "rlf-redis"] as const;
+/** Modes of bench/inproc.ts (separate process, no network). */
+export const INPROC_MODES = ["core", "plain", "rlf-memory"] as const;
+export type LoadMode = (typeof LOAD_MODES)[number] | (typeof INPROC_MODES)[number];
+
+/** What one load run prints (times in ms). */
+export interface LoadResult {
+  mode: LoadMode;
+  /** NATS subject, or what was called. */
+  subject: string;
+  /** Calls in flight (NATS, Redis), or requests per turn (in process). */
+  concurrency: number;
+  /** Decisions (or echoes) per call: the batch size (or requests per turn), else 1. */
+  opsPerRequest: number;
+  durationMs: number;
+  /** Successful calls inside the window. */
+  count: number;
+  /** Calls per second. */
+  rps: number;
+  /** Decisions (or echoes, or checks) per second: rps × opsPerRequest. */
+  ops: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  max: number;
+  mean: number;
+  /** Failed calls inside the window: timeouts + no responders + error replies + other. */
+  errors: number;
+  timeouts: number;
+  errorReplies: number;
+  /** Decisions that were admit / reject (not in echo mode). */
+  admitted?: number;
+  rejected?: number;
+  /** The first error seen, for the report. */
+  firstError?: string;
+}
+
