@@ -90,6 +90,9 @@ export function scopeStep(ctx: ScopeContext, e: ScopeEvent): Step {
       return scopeReset(ctx, e.what, e.now);
     case "tick":
       return scopeAdvance(ctx, e.now);
+    default:
+      // XState's own events (xstate.stop, …) reach transition logic too; they change nothing here.
+      return { ctx, notices: [] };
   }
 }
 

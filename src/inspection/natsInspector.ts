@@ -103,7 +103,8 @@ export function createNatsInspector(opts: NatsInspectorOptions): NatsInspector {
       const body: InspectionMessage = { ts: clock.now(), scope, type: ev.type, event: sanitizeEvent(ev.event) };
       if (ev.type === "@xstate.snapshot") {
         const snap = ev.snapshot as { value?: unknown; context?: unknown };
-        body.snapshot = { value: snap.value, context: snap.context };
+        // Scopes without a breaker run as transition actors, which have no state value; theirs is `closed`.
+        body.snapshot = { value: snap.value ?? "closed", context: snap.context };
       }
       const json = JSON.stringify(body);
       if (json.length > maxBytes) {

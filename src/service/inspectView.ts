@@ -2,7 +2,7 @@ import { type PolicyDocument, effectivePolicy, parseScope } from "../../machines
 import { latencyView, type ScopeContext } from "../../machines/scope.js";
 import { latencyLimitSlots } from "../../machines/latencyLimit.js";
 import { bucketLevel } from "../../machines/tokenBucket.js";
-import type { ScopeActor } from "../registry/ScopeRegistry.js";
+import { type ScopeActor, scopeStateOf } from "../registry/ScopeRegistry.js";
 
 /**
  * The reply to `<p>.inspect` for one scope: the actor's state value and context
@@ -16,7 +16,7 @@ export function inspectScope(scope: string, actor: ScopeActor | undefined, polic
   // Bring time-driven changes (resets, cooldowns) into the snapshot before showing it.
   actor.send({ type: "tick", now });
   const snap = actor.getSnapshot();
-  return { scope, live: true, state: snap.value, context: snap.context, policy: effective, view: derivedView(snap.context, now) };
+  return { scope, live: true, state: scopeStateOf(actor), context: snap.context, policy: effective, view: derivedView(snap.context, now) };
 }
 
 function derivedView(ctx: ScopeContext, now: number): Record<string, unknown> {

@@ -1,0 +1,86 @@
+import fc from "fast-check";
+import { createActor } from "xstate";
+import { describe, expect, it } from "vitest";
+import { resolveLimits } from "../../machines/policy.js";
+import type { ScopeNotice } from "../../machines/scope.js";
+import { scopeLogic } from "../../machines/scopeLogic.js";
+import { type ScopeEvent, scopeMachine } from "../../machines/scopeMachine.js";
+import { ManualClock } from "../../src/clock.js";
+import { parsePolicy } from "../../src/protocol/policySchema.js";
+import { ScopeRegistry, scopeStateOf } from "../../src/registry/ScopeRegistry.js";
+
+const T0 = Date.UTC(2026, 10, 23, 23, 0);
+const limits = resolveLimits({
+  rpm: 5,
+  tpm: 2_000,
+  concurrency: 3,
+  budget: [
+    { limit: 4, unit: "cost", period: "day", calendar: true },
+    { limit: 6, unit: "requests", periodMs: 600_000 },
+  ],
+  adaptive: { baseMs: 100, maxMs: 1_000, factor: 2, recovery: 0.5, recoverAfter: 2 },
+});
+const usage = (tokens: number, cost: number) => ({ tokens, cost, requests: 1 });
+
+const event = (now: number): fc.Arbitrary<ScopeEvent> =>
+  fc.oneof(
+    fc.record({ tokens: fc.integer({ min: 0, max: 500 }), cost: fc.double({ min: 0, max: 2, noNaN: true }) }).map((d) => ({ type: "admit" as const, demand: d, held: true, now })),
+    fc.record({ outcome: fc.constantFrom("ok" as const, "rate_limited" as const, "error" as const, "expired" as const), t: fc.integer({ min: 0, max: 900 }) }).map(({ outcome, t }) => ({
+      type: "settle" as const,
+      settlement: { estimate: usage(100, 0.5), actual: usage(t, t / 300), outcome, held: true, probe: false },
+      now,
+    })),
+    fc.integer({ min: 0, max: 400 }).map((t) => ({ type: "use" as const, usage: usage(t, t / 400), now })),
+    fc.constant({ type: "tick" as const, now }),
+    fc.constantFrom("usage" as const, "all" as const).map((what) => ({ type: "reset" as const, what, now })),
+  );
+
+describe("scope transition logic", () => {
+  it("gives the same context and notices as the scope machine, for any events (no breaker)", () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 120_000 }), fc.boolean()), { maxLength: 60 }), fc.infiniteStream(fc.nat()), (steps, seeds) => {
+        const input = { scope: "key:k", limits, now: T0 };
+        const machine = createActor(scopeMachine, { input }).start();
+        const logic = createActor(scopeLogic, { input }).start();
+        const notices: [ScopeNotice[], ScopeNotice[]] = [[], []];
+        machine.on("*", (n) => notices[0].push(n));
+        logic.on("*", (n) => notices[1].push(n));
+        let now = T0;
+        const it = seeds[Symbol.iterator]();
+        for (const [dt, asBatch] of steps) {
+          now += dt;
+          const e = fc.sample(event(now), { numRuns: 1, seed: it.next().value as number })[0]!;
+          const sent = asBatch ? { type: "batch" as const, events: [e, { type: "tick" as const, now }] } : e;
+          machine.send(sent);
+          logic.send(sent);
+          expect(logic.getSnapshot().context).toEqual(machine.getSnapshot().context);
+        }
+        expect(notices[1]).toEqual(notices[0]);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it("ignores XState's own events", () => {
+    const a = createActor(scopeLogic, { input: { scope: "key:k", limits, now: T0 } }).start();
+    const before = a.getSnapshot().context;
+    a.stop();
+    expect(a.getSnapshot().context).toBe(before);
+  });
+});
+
+describe("registry - which logic a scope runs", () => {
+  it("runs the machine where the policy gives a breaker, and moves a live scope over when one is added, usage kept", () => {
+    const clock = new ManualClock(T0);
+    const registry = new ScopeRegistry({ policy: parsePolicy({ scopes: { model: { default: { budget: { limit: 10 } } } } }), clock });
+    const actor = registry.get("model:m");
+    expect("value" in (actor.getSnapshot() as object)).toBe(false);
+    actor.send({ type: "use", usage: usage(0, 2.5), now: T0 });
+    registry.setPolicy(parsePolicy({ scopes: { model: { default: { budget: { limit: 10 }, breaker: { errorRate: 0.5, windowMs: 1000, minRequests: 1, cooldownMs: 1000, probes: 1 } } } } }));
+    const moved = registry.peek("model:m")!;
+    expect(moved).not.toBe(actor);
+    expect(scopeStateOf(moved)).toBe("closed");
+    expect("value" in (moved.getSnapshot() as object)).toBe(true);
+    expect(moved.getSnapshot().context.budgets[0]!.used).toBe(2.5);
+  });
+});
