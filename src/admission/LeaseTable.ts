@@ -1,3 +1,4 @@
+import { ExpiryQueue } from "./ExpiryQueue.js";
 import type { Usage } from "../../machines/scope.js";
 
 /** What sluice remembers of an admitted, unreported call. */
@@ -33,6 +34,8 @@ export class LeaseTable {
   private heap: LeaseRecord[] = [];
   private readonly holding = new Map<string, Set<LeaseRecord>>();
   private readonly tombs = new Map<string, LeaseTombstone>();
+  /** Tombstone ids in the order buried, with their time, for pruning. */
+  private readonly tombOrder = new ExpiryQueue<string>();
 
   constructor(private readonly maxTombstones = 1_000_000) {}
 
@@ -74,11 +77,12 @@ export class LeaseTable {
 
   /** Remember a settled id (also for reports of unknown leases, so their repeats count once). */
   bury(id: string, tomb: LeaseTombstone): void {
-    this.tombs.delete(id);
     this.tombs.set(id, tomb);
-    if (this.tombs.size > this.maxTombstones) {
-      const oldest = this.tombs.keys().next().value;
-      if (oldest !== undefined) this.tombs.delete(oldest);
+    this.tombOrder.push(id, tomb.until);
+    while (this.tombs.size > this.maxTombstones) {
+      const oldest = this.tombOrder.shift();
+      if (oldest === undefined) break;
+      this.dropTomb(oldest);
     }
   }
 
@@ -91,13 +95,17 @@ export class LeaseTable {
     }
   }
 
-  /** Drop tombstones past their time (they are in insertion order, which is nearly time order). */
+  /** Drop tombstones past their time. */
   pruneTombstones(now: number): void {
-    for (const [id, t] of this.tombs) {
-      if (t.until > now) break;
-      this.tombs.delete(id);
-    }
+    for (const id of this.tombOrder.popDue(now)) this.dropTomb(id, now);
   }
+
+  /** Forget a tombstone, unless it was buried again later (then a later queue entry stands for it). */
+  private dropTomb(id: string, now = Number.POSITIVE_INFINITY): void {
+    const t = this.tombs.get(id);
+    if (t && t.until <= now) this.tombs.delete(id);
+  }
+
 
   /** The earliest expiry among leases holding a slot in `scope`. */
   earliestHeldExpiry(scope: string): number | undefined {
