@@ -32,6 +32,14 @@ const envSchema = z.object({
   SLUICE_POLICY: z.string().min(1).optional(),
   SLUICE_HTTP_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   SLUICE_INSPECT: z.enum(["ws", "nats"]).optional(),
+  SLUICE_PERSIST: z.enum(["on", "off", "auto"]).default("auto"),
+  SLUICE_JOURNAL_STREAM: z.string().regex(/^[A-Za-z0-9_-]+$/, { error: "expected a stream name ([A-Za-z0-9_-])" }).default("SLUICE_JOURNAL"),
+  SLUICE_STATE_BUCKET: z.string().regex(/^[A-Za-z0-9_-]+$/, { error: "expected a bucket name ([A-Za-z0-9_-])" }).default("SLUICE_STATE"),
+  SLUICE_SNAPSHOT_MS: z.coerce.number().int().min(10).default(5_000),
+  SLUICE_JOURNAL_MAX_AGE_MS: z.coerce.number().int().min(1_000).default(7 * 24 * 3600_000),
+  SLUICE_JOURNAL_DUPLICATE_WINDOW_MS: z.coerce.number().int().min(100).default(2 * 60_000),
+  SLUICE_MAX_PENDING_APPENDS: z.coerce.number().int().min(1).default(10_000),
+  SLUICE_IDLE_MS: z.coerce.number().int().min(1).default(600_000),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default(DEFAULT_CONFIG.logLevel),
 });
 
@@ -50,6 +58,22 @@ export interface SluiceConfig {
   /** XState inspection, `SLUICE_INSPECT`. */
   inspect?: "ws" | "nats";
   logLevel: string;
+  /**
+   * `SLUICE_PERSIST`: `on` requires JetStream, `auto` (default) persists when the server has
+   * JetStream and runs in memory (with a warning) when it has not, `off` never persists.
+   */
+  persistMode: "on" | "off" | "auto";
+  /** Durable state settings; undefined when `SLUICE_PERSIST=off`. */
+  persistence?: {
+    journalStream: string;
+    stateBucket: string;
+    snapshotMs: number;
+    maxAgeMs: number;
+    duplicateWindowMs: number;
+    maxPendingAppends: number;
+  };
+  /** Passivate scopes idle this long, ms (`SLUICE_IDLE_MS`). */
+  idleMs: number;
 }
 
 export class ConfigError extends Error {
@@ -97,5 +121,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SluiceConfig {
     httpPort: e.SLUICE_HTTP_PORT,
     inspect: e.SLUICE_INSPECT,
     logLevel: e.LOG_LEVEL,
+    persistMode: e.SLUICE_PERSIST,
+    persistence:
+      e.SLUICE_PERSIST === "off"
+        ? undefined
+        : {
+            journalStream: e.SLUICE_JOURNAL_STREAM,
+            stateBucket: e.SLUICE_STATE_BUCKET,
+            snapshotMs: e.SLUICE_SNAPSHOT_MS,
+            maxAgeMs: e.SLUICE_JOURNAL_MAX_AGE_MS,
+            duplicateWindowMs: e.SLUICE_JOURNAL_DUPLICATE_WINDOW_MS,
+            maxPendingAppends: e.SLUICE_MAX_PENDING_APPENDS,
+          },
+    idleMs: e.SLUICE_IDLE_MS,
   };
 }

@@ -89,7 +89,19 @@ async function main(): Promise<void> {
   }
 
   const metrics = config.httpPort !== undefined ? new SluiceMetrics() : undefined;
-  const service = await SluiceService.start({ nc, policy, prefix: config.prefix, logger, inspect, observer: metrics?.observer });
+  const base = { nc, policy, prefix: config.prefix, logger, inspect, observer: metrics?.observer, idleMs: config.idleMs };
+  let service: SluiceService;
+  try {
+    service = await SluiceService.start({ ...base, persistence: config.persistence });
+  } catch (e) {
+    if (!config.persistence || !isJetStreamMissing(e)) throw e;
+    if (config.persistMode === "on") fail(`SLUICE_PERSIST=on: the NATS server has no JetStream (${(e as Error).message})`, 1);
+    logger.warn({ err: e }, "the NATS server has no JetStream: running WITHOUT persistence (state is lost on restart); set SLUICE_PERSIST=off to silence");
+    service = await SluiceService.start(base);
+  }
+  if (service.persistence) {
+    logger.info({ stream: service.persistence.journal.stream, bucket: service.persistence.snapshots.bucket }, "durable state: journal and snapshots in JetStream");
+  }
 
   let http: SluiceHttpServer | undefined;
   if (config.httpPort !== undefined) {
@@ -128,6 +140,12 @@ async function main(): Promise<void> {
       void local.stop().finally(() => process.exit(1));
     }
   });
+}
+
+/** Does `e` say the server (or account) has no JetStream? */
+function isJetStreamMissing(e: unknown): boolean {
+  const text = e instanceof Error ? `${e.name} ${e.message} ${String((e as { code?: unknown }).code ?? "")}` : String(e);
+  return /jetstream not enabled|JetStreamNotEnabled|no responders|503/i.test(text);
 }
 
 main().catch((err) => {

@@ -7,7 +7,9 @@ import type { Decision, DecisionEvent, ReportAck } from "../protocol/decision.js
 import { SluiceRequestError, badRequest, unavailable } from "../protocol/errors.js";
 import type { AdmitRequest, Report } from "../protocol/schemas.js";
 import type { ScopeActor, ScopeRegistry } from "../registry/ScopeRegistry.js";
-import { type LeaseRecord, LeaseTable } from "./LeaseTable.js";
+import { type JournalEntry, type UsageJournal, entryMsgID } from "../persistence/entry.js";
+import { ExpiryQueue } from "./ExpiryQueue.js";
+import { type LeaseRecord, type LeaseTombstone, LeaseTable } from "./LeaseTable.js";
 import { type Waiter, Waiters } from "./Waiters.js";
 
 /** Longest retry hint for a concurrency refusal, ms: slots usually free by report long before their lease expires. */
@@ -23,7 +25,12 @@ export const DEFAULT_ADMISSIONS = {
   maxRecent: 1_000_000,
   /** Most scopes one admission may count against (named plus parents). */
   maxScopesPerAdmission: 32,
+  /** Most journal appends in flight; past it reports are answered `unavailable`. */
+  maxPendingAppends: 10_000,
 } as const;
+
+/** How long to wait before journaling a lease's expiry again after a failure, ms. */
+export const EXPIRY_RETRY_MS = 1_000;
 
 export interface AdmissionsOptions {
   registry: ScopeRegistry;
@@ -33,7 +40,20 @@ export interface AdmissionsOptions {
   maxWaiters?: number;
   maxLeases?: number;
   maxRecent?: number;
+  /** Journal reports and expiries before applying them (see {@link Admissions.reportDurably}). Default: none, applied at once. */
+  journal?: UsageJournal;
+  /** Most appends in flight. Default {@link DEFAULT_ADMISSIONS.maxPendingAppends}. */
+  maxPendingAppends?: number;
+  /** Told of every scope whose context changed (at the end of each turn), for snapshots. */
+  changed?: (scope: string) => void;
 }
+
+/** What a report would do ({@link Admissions.planReport}). */
+export type ReportPlan =
+  | { status: "duplicate" }
+  | { status: "applied"; rep: Report; rec: LeaseRecord; entry: JournalEntry }
+  | { status: "late"; rep: Report; tomb: LeaseTombstone; actual: Usage; entry: JournalEntry }
+  | { status: "orphan"; rep: Report; entry: JournalEntry };
 
 /** A report as applied, for the latency pipelines and metrics. */
 export interface AppliedReport {
@@ -81,6 +101,8 @@ export class Admissions {
   readonly leases = new LeaseTable();
   private readonly waiters: Waiters;
   private readonly recent = new Map<string, Remembered>();
+  /** Idempotency keys in the order remembered, for expiry (see ExpiryQueue for why not walk the Map). */
+  private readonly recentOrder = new ExpiryQueue<string>();
   private readonly registry: ScopeRegistry;
   private readonly clock: Clock;
   private readonly random: () => number;
@@ -104,6 +126,21 @@ export class Admissions {
    */
   private readonly staged = new Map<string, { base: ScopeContext; ctx: ScopeContext; events: ScopeEvent[]; notices: ScopeNotice[] }>();
   private depth = 0;
+  /** Durable path: where reports and expiries are journaled before they are applied. */
+  private readonly journal: UsageJournal | undefined;
+  private readonly maxPendingAppends: number;
+  private readonly changed: ((scope: string) => void) | undefined;
+  private pending = 0;
+  private lastAppliedSeq = 0;
+  private restoredSeq = 0;
+  /** Leases whose report or expiry is being journaled: resolves when that is over. */
+  private readonly locked = new Map<string, Promise<void>>();
+  /** Leases that fell due while their report was being journaled. */
+  private readonly deferred = new Set<string>();
+  /** Message ids of appends that failed (maybe stored). */
+  private readonly uncertain = new Set<string>();
+  private readonly retryTimers = new Set<unknown>();
+  private drained: (() => void) | undefined;
 
   constructor(opts: AdmissionsOptions) {
     this.registry = opts.registry;
@@ -112,6 +149,9 @@ export class Admissions {
     this.waiters = new Waiters(opts.maxWaiters ?? DEFAULT_ADMISSIONS.maxWaiters);
     this.maxLeases = opts.maxLeases ?? DEFAULT_ADMISSIONS.maxLeases;
     this.maxRecent = opts.maxRecent ?? DEFAULT_ADMISSIONS.maxRecent;
+    this.journal = opts.journal;
+    this.maxPendingAppends = opts.maxPendingAppends ?? DEFAULT_ADMISSIONS.maxPendingAppends;
+    this.changed = opts.changed;
     this.leasePrefix = `L-${Math.floor(this.random() * 36 ** 6).toString(36).padStart(6, "0")}-`;
   }
 
@@ -224,49 +264,245 @@ export class Admissions {
     if (this.closed) throw unavailable("sluice is shutting down");
     const now = this.clock.now();
     this.expireDue(now);
+    return this.applyPlan(this.planReport(rep, now), now);
+  }
+
+  /**
+   * What `rep` would do, without doing it: its status and the usage it would add to
+   * which scopes (as a journal entry). Throws `bad_request` for a report that cannot
+   * be applied. Pure but for reading the current state.
+   */
+  planReport(rep: Report, now = this.clock.now()): ReportPlan {
     const rec = rep.lease !== undefined ? this.leases.get(rep.lease) : undefined;
     if (rec) {
       if ((rep.key !== undefined && rep.key !== rec.key) || (rep.model !== undefined && rep.model !== rec.model)) {
         throw badRequest("lease: belongs to another key or model");
       }
       const actual = this.actualOf(rep, rec.estimate);
-      this.settle(rec, { outcome: rep.outcome, actual, retryAfterMs: rep.retryAfterMs, latency: { ttftMs: rep.ttftMs, itlMs: rep.itlMs } }, now);
-      this.leases.settle(rec, true, now + this.leaseTtlMs);
-      this.emitReport(rep, rec.key, rec.model, actual, "applied", now);
-      this.processWaiters();
-      return { ok: true, status: "applied" };
+      return { status: "applied", rep, rec, entry: entryOf(now, "applied", rec.scopes, actual, rec.key, rec.model, rec.id) };
     }
     const tomb = rep.lease !== undefined ? this.leases.tombstone(rep.lease) : undefined;
-    if (tomb?.reported) return { ok: true, status: "duplicate" };
+    if (tomb?.reported) return { status: "duplicate" };
     if (tomb) {
-      // Expired unreported, already settled at its estimate: apply only the difference.
       const r = tomb.record;
       if ((rep.key !== undefined && rep.key !== r.key) || (rep.model !== undefined && rep.model !== r.model)) {
         throw badRequest("lease: belongs to another key or model");
       }
       const actual = this.actualOf(rep, r.estimate);
       const delta: Usage = { tokens: actual.tokens - r.estimate.tokens, cost: actual.cost - r.estimate.cost, requests: 0 };
-      for (const s of r.scopes) this.stage(s, { type: "use", usage: delta, now });
-      this.leases.bury(rep.lease!, { reported: true, record: r, until: now + this.leaseTtlMs });
-      this.emitReport(rep, r.key, r.model, actual, "late", now);
-      this.processWaiters();
-      return { ok: true, status: "late" };
+      return { status: "late", rep, tomb, actual, entry: entryOf(now, "late", r.scopes, delta, r.key, r.model, r.id) };
     }
     if (rep.key === undefined || rep.model === undefined) {
       throw badRequest("lease: unknown or long expired; name key and model so that the usage is counted");
     }
     const usage: Usage = { tokens: rep.tokens ?? 0, cost: rep.cost ?? 0, requests: 1 };
     const scopes = this.resolveScopes({ key: rep.key, model: rep.model, scopes: {} });
-    for (const s of scopes) this.stage(s, { type: "use", usage, now });
-    if (rep.lease !== undefined) {
-      const record: LeaseRecord = {
-        id: rep.lease, key: rep.key, model: rep.model, scopes, held: [], probes: [],
-        estimate: usage, admittedAt: now, expiresAt: now,
-      };
-      this.leases.bury(rep.lease, { reported: true, record, until: now + this.leaseTtlMs });
+    return { status: "orphan", rep, entry: entryOf(now, "orphan", scopes, usage, rep.key, rep.model, rep.lease) };
+  }
+
+  /** Apply a plan made by {@link planReport} (in a turn). */
+  private applyPlan(plan: ReportPlan, now: number): ReportAck {
+    const rep = plan.status === "duplicate" ? undefined : plan.rep;
+    switch (plan.status) {
+      case "duplicate":
+        return { ok: true, status: "duplicate" };
+      case "applied": {
+        const rec = plan.rec;
+        const actual = plan.entry.usage;
+        this.settle(rec, { outcome: rep!.outcome, actual, retryAfterMs: rep!.retryAfterMs, latency: { ttftMs: rep!.ttftMs, itlMs: rep!.itlMs } }, now);
+        this.leases.settle(rec, true, now + this.leaseTtlMs);
+        this.emitReport(rep!, rec.key, rec.model, actual, "applied", now);
+        this.processWaiters();
+        return { ok: true, status: "applied" };
+      }
+      case "late": {
+        const r = plan.tomb.record;
+        for (const s of r.scopes) this.stage(s, { type: "use", usage: plan.entry.usage, now });
+        this.leases.bury(r.id, { reported: true, record: r, until: now + this.leaseTtlMs });
+        this.emitReport(rep!, r.key, r.model, plan.actual, "late", now);
+        this.processWaiters();
+        return { ok: true, status: "late" };
+      }
+      case "orphan": {
+        const { scopes, usage, key, model, lease } = plan.entry;
+        for (const s of scopes) this.stage(s, { type: "use", usage, now });
+        if (lease !== undefined) {
+          const record: LeaseRecord = { id: lease, key, model, scopes, held: [], probes: [], estimate: usage, admittedAt: now, expiresAt: now };
+          this.leases.bury(lease, { reported: true, record, until: now + this.leaseTtlMs });
+        }
+        this.emitReport(rep!, key, model, usage, "orphan", now);
+        return { ok: true, status: "orphan" };
+      }
     }
-    this.emitReport(rep, rep.key, rep.model, usage, "orphan", now);
-    return { ok: true, status: "orphan" };
+  }
+
+  // ---- the durable path: journal, then apply ----
+
+  /** Highest journal sequence applied in memory (restored entries included). */
+  get appliedSeq(): number {
+    return this.lastAppliedSeq;
+  }
+
+  /** Appends in flight (reports and expiries). */
+  get pendingAppends(): number {
+    return this.pending;
+  }
+
+  /** After a restore: everything up to `seq` is in memory. Duplicate acks at or below it are not applied again. */
+  restoredUpTo(seq: number): void {
+    this.lastAppliedSeq = Math.max(this.lastAppliedSeq, seq);
+    this.restoredSeq = Math.max(this.restoredSeq, seq);
+  }
+
+  /** A replayed entry with a lease: remember it, so that a repeat of its report counts once (and a late one the difference). */
+  restoreTombstone(e: JournalEntry): void {
+    if (e.lease === undefined) return;
+    const now = this.clock.now();
+    const prior = this.leases.tombstone(e.lease);
+    if (prior?.reported) return;
+    const record: LeaseRecord = {
+      id: e.lease, key: e.key, model: e.model, scopes: e.scopes, held: [], probes: [],
+      estimate: e.usage, admittedAt: e.ts, expiresAt: e.ts,
+    };
+    this.leases.bury(e.lease, { reported: e.status !== "expired", record, until: now + this.leaseTtlMs });
+  }
+
+  /**
+   * Reports on the durable path: each is planned, journaled, and applied once the journal
+   * acknowledged it (in acknowledgement order, which is journal order); its answer comes then.
+   * A repeat of an applied report is answered at once. Without a journal: as {@link reportMany}.
+   */
+  reportDurably(reps: readonly Report[]): (ReportAck | Promise<ReportAck> | SluiceRequestError)[] {
+    if (!this.journal) return this.reportMany(reps);
+    return this.turn(() => {
+      const now = this.clock.now();
+      if (!this.closed) this.expireDueIn(now);
+      return reps.map((rep) => {
+        try {
+          return this.reportDurablyOne(rep, now);
+        } catch (e) {
+          if (e instanceof SluiceRequestError) return e;
+          throw e;
+        }
+      });
+    });
+  }
+
+  private reportDurablyOne(rep: Report, now: number): ReportAck | Promise<ReportAck> {
+    if (this.closed) throw unavailable("sluice is shutting down");
+    const busy = rep.lease !== undefined ? this.locked.get(rep.lease) : undefined;
+    // Another report or the expiry of the same lease is being journaled: decide after it.
+    if (busy) return busy.then(() => this.turn(() => this.reportDurablyOne(rep, this.clock.now())));
+    const plan = this.planReport(rep, now);
+    if (plan.status === "duplicate") return { ok: true, status: "duplicate" };
+    if (this.pending >= this.maxPendingAppends) throw unavailable("too many reports waiting for the journal");
+    const journal = this.journal!;
+    const msgID = entryMsgID(plan.entry);
+    const lease = plan.entry.lease;
+    this.pending++;
+    let unlock: () => void = () => {};
+    if (lease !== undefined) this.locked.set(lease, new Promise<void>((resolve) => (unlock = resolve)));
+    // Runs in the same callback as the apply (or the failure), so that whatever comes next sees the outcome.
+    const release = () => {
+      this.pending--;
+      if (lease !== undefined) {
+        this.locked.delete(lease);
+        unlock();
+        if (this.deferred.delete(lease)) {
+          // Its lease fell due while the report was being journaled; if the report failed, expire it now.
+          const rec = this.leases.get(lease);
+          if (rec && !this.closed) this.journalExpiry(rec);
+        }
+      }
+      if (this.pending === 0) this.drained?.();
+    };
+    return journal.append(plan.entry, msgID).then(
+      (ack) => {
+        try {
+          return this.turn(() => {
+            if (ack.duplicate) {
+              // Stored before: by this process with its outcome unknown (then apply it now), or
+              // before a restart (then it is in memory already, or its report was counted as it was).
+              const mine = msgID !== undefined && this.uncertain.delete(msgID) && ack.seq > this.restoredSeq;
+              if (!mine) return { ok: true as const, status: "duplicate" as const };
+            } else if (ack.seq > this.lastAppliedSeq) this.lastAppliedSeq = ack.seq;
+            return this.applyPlan(plan, this.clock.now());
+          });
+        } finally {
+          release();
+        }
+      },
+      (err: unknown) => {
+        if (msgID !== undefined) this.remember2(msgID);
+        release();
+        throw unavailable(`report not recorded: ${describe(err)}`);
+      },
+    );
+  }
+
+  /** Resolves when no append is in flight. */
+  settled(): Promise<void> {
+    if (this.pending === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const prev = this.drained;
+      this.drained = () => {
+        prev?.();
+        resolve();
+      };
+    });
+  }
+
+  /** Journal the expiry of an unreported lease, then settle it at its estimate (the slot frees then). */
+  private journalExpiry(rec: LeaseRecord): void {
+    const journal = this.journal!;
+    const entry = entryOf(this.clock.now(), "expired", rec.scopes, rec.estimate, rec.key, rec.model, rec.id);
+    const msgID = entryMsgID(entry);
+    this.pending++;
+    let unlock: () => void = () => {};
+    this.locked.set(rec.id, new Promise<void>((resolve) => (unlock = resolve)));
+    const release = () => {
+      this.pending--;
+      this.locked.delete(rec.id);
+      unlock();
+      if (this.pending === 0) this.drained?.();
+    };
+    void journal.append(entry, msgID).then(
+      (ack) => {
+        try {
+          if (!ack.duplicate && ack.seq > this.lastAppliedSeq) this.lastAppliedSeq = ack.seq;
+          if (this.leases.get(rec.id) !== rec) return;
+          this.turn(() => {
+            const now = this.clock.now();
+            this.settle(rec, { outcome: "expired", actual: rec.estimate }, now);
+            this.leases.settle(rec, false, now + this.leaseTtlMs);
+            this.processWaiters();
+          });
+        } finally {
+          release();
+        }
+      },
+      () => {
+        // Not recorded: try again in a while (the lease keeps its slot until then).
+        if (msgID !== undefined) this.remember2(msgID);
+        release();
+        if (this.closed) return;
+        const h = this.clock.setTimeout(() => {
+          this.retryTimers.delete(h);
+          if (this.leases.get(rec.id) === rec && !this.locked.has(rec.id) && !this.closed) this.journalExpiry(rec);
+        }, EXPIRY_RETRY_MS);
+        this.retryTimers.add(h);
+      },
+    );
+  }
+
+  /** An append whose outcome is unknown (it may be stored): a later duplicate ack for it is applied. */
+  private remember2(msgID: string): void {
+    this.uncertain.delete(msgID);
+    this.uncertain.add(msgID);
+    if (this.uncertain.size > DEFAULT_ADMISSIONS.maxRecent) {
+      const oldest = this.uncertain.values().next().value;
+      if (oldest !== undefined) this.uncertain.delete(oldest);
+    }
   }
 
   /** An operator reset of one scope. */
@@ -290,6 +526,12 @@ export class Admissions {
   private expireDueIn(now: number): void {
     let any = false;
     for (const rec of this.leases.due(now)) {
+      if (this.journal) {
+        // Journaled first, settled on its ack; a lease whose report is being journaled is left to the report.
+        if (this.locked.has(rec.id)) this.deferred.add(rec.id);
+        else this.journalExpiry(rec);
+        continue;
+      }
       any = true;
       this.settle(rec, { outcome: "expired", actual: rec.estimate }, now);
       this.leases.settle(rec, false, now + this.leaseTtlMs);
@@ -308,6 +550,8 @@ export class Admissions {
     }
     if (this.wakeTimer !== undefined) this.clock.clearTimeout(this.wakeTimer);
     if (this.expiryTimer !== undefined) this.clock.clearTimeout(this.expiryTimer);
+    for (const h of this.retryTimers) this.clock.clearTimeout(h);
+    this.retryTimers.clear();
     // Held replies go out now rather than never, carrying the part of the delay not yet served.
     const now = this.clock.now();
     for (const [h, release] of this.holds) {
@@ -367,7 +611,9 @@ export class Admissions {
 
   private flush(): void {
     if (this.staged.size === 0) return;
+    const changed = this.changed;
     for (const [scope, st] of this.staged) {
+      changed?.(scope);
       const actor = this.registry.peek(scope);
       if (!actor) continue;
       actor.send({ type: "batch", events: st.events, base: st.base, result: { ctx: st.ctx, notices: st.notices } });
@@ -612,12 +858,18 @@ export class Admissions {
 
   private remember(idKey: string | undefined, value: Decision | Promise<Decision>, until: number, now: number): void {
     if (idKey === undefined) return;
-    this.recent.delete(idKey);
     this.recent.set(idKey, { until, value });
-    // Insertion order is close to expiry order: drop expired ones from the front, and the oldest past the cap.
-    for (const [k, r] of this.recent) {
-      if (r.until > now && this.recent.size <= this.maxRecent) break;
-      this.recent.delete(k);
+    this.recentOrder.push(idKey, until);
+    // Remembered in nearly time order: drop expired ones from the front, and the oldest past the cap.
+    const drop = (k: string, at: number) => {
+      const r = this.recent.get(k);
+      if (r && r.until <= at) this.recent.delete(k);
+    };
+    for (const k of this.recentOrder.popDue(now)) drop(k, now);
+    while (this.recent.size > this.maxRecent) {
+      const k = this.recentOrder.shift();
+      if (k === undefined) break;
+      drop(k, Number.POSITIVE_INFINITY);
     }
   }
 
@@ -625,6 +877,16 @@ export class Admissions {
     const j = this.policy.jitter ?? DEFAULT_JITTER;
     return Math.ceil(ms * (j.min + this.random() * (j.max - j.min)));
   }
+}
+
+function entryOf(ts: number, status: JournalEntry["status"], scopes: string[], usage: Usage, key: string, model: string, lease: string | undefined): JournalEntry {
+  const e: JournalEntry = { v: 1, ts, type: "use", scopes, usage, status, key, model };
+  if (lease !== undefined) e.lease = lease;
+  return e;
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 function tightestFirst(a: LimitInfo, b: LimitInfo): number {

@@ -30,7 +30,9 @@ import {
   resetRequestSchema,
 } from "../protocol/schemas.js";
 import { encodeSubjectToken } from "../protocol/subjectToken.js";
+import { Passivator } from "../registry/Passivator.js";
 import { ScopeRegistry } from "../registry/ScopeRegistry.js";
+import { Persistence, type PersistenceOptions } from "../persistence/Persistence.js";
 import { decodeBody, replyError, replyJson } from "../transport/messages.js";
 import { inspectScope } from "./inspectView.js";
 
@@ -56,6 +58,13 @@ export interface SluiceServiceOptions {
   maxBodyBytes?: number;
   maxWaiters?: number;
   maxScopes?: number;
+  /**
+   * Durable state: journal reports and expiries in JetStream before applying them,
+   * snapshot changed scopes to KV, restore both at start. Default: off (memory only).
+   */
+  persistence?: PersistenceOptions;
+  /** Passivate scopes idle this long, ms. Default 10 minutes. */
+  idleMs?: number;
 }
 
 /**
@@ -94,8 +103,12 @@ export class SluiceService {
   private stopping = false;
   private inFlight = 0;
   private idle?: () => void;
+  /** Durable state, when enabled. */
+  readonly persistence?: Persistence;
+  private readonly passivator: Passivator;
 
-  private constructor(private readonly opts: SluiceServiceOptions) {
+  private constructor(private readonly opts: SluiceServiceOptions, persistence?: Persistence) {
+    this.persistence = persistence;
     this.nc = opts.nc;
     this.prefix = opts.prefix ?? DEFAULT_CONFIG.prefix;
     this.clock = opts.clock ?? systemClock;
@@ -107,18 +120,38 @@ export class SluiceService {
       maxScopes: opts.maxScopes,
       onNotice: (scope, n) => this.publishNotice(scope, n),
     });
-    this.admissions = new Admissions({ registry: this.registry, clock: this.clock, random: opts.random, maxWaiters: opts.maxWaiters });
+    this.admissions = new Admissions({
+      registry: this.registry,
+      clock: this.clock,
+      random: opts.random,
+      maxWaiters: opts.maxWaiters,
+      journal: persistence?.journal,
+      maxPendingAppends: persistence?.maxPendingAppends,
+      changed: persistence?.markDirty,
+    });
+    this.passivator = new Passivator({
+      registry: this.registry,
+      clock: this.clock,
+      logger: this.logger,
+      idleMs: opts.idleMs,
+      busy: (s) => this.admissions.hasWaitersOn(s),
+    });
   }
 
   /** Start the endpoints and pipelines; resolves once NATS has the subscriptions. */
   static async start(opts: SluiceServiceOptions): Promise<SluiceService> {
-    const s = new SluiceService(opts);
+    const persistence = opts.persistence
+      ? await Persistence.open(opts.nc, opts.prefix ?? DEFAULT_CONFIG.prefix, opts.persistence, opts.logger ?? silentLogger)
+      : undefined;
+    const s = new SluiceService(opts, persistence);
     await s.begin();
     return s;
   }
 
   private async begin(): Promise<void> {
     const p = this.prefix;
+    // State first: nothing is served before the snapshots and the journal are back in memory.
+    if (this.persistence) await this.persistence.restore(this.registry, this.admissions);
     const svc = await new Svcm(this.nc).add({
       name: "sluice",
       version: SLUICE_VERSION,
@@ -136,13 +169,14 @@ export class SluiceService {
     );
     this.serve(svc, "admit-batch", `${p}.admit.batch`, (msg) => this.admitBatch(decodeBody(msg, maxBody)));
     this.serveMany(svc, "report", `${p}.report`, (msg) => parseOrThrow(reportSchema, decodeBody(msg, maxAdmit)), (reps) =>
-      this.admissions.reportMany(reps),
+      this.admissions.reportDurably(reps),
     );
     this.serve(svc, "inspect", `${p}.inspect`, (msg) => this.inspect(decodeBody(msg, maxAdmit)));
     this.serve(svc, "policy-get", `${p}.admin.policy.get`, () => this.registry.policy);
     this.serve(svc, "policy-set", `${p}.admin.policy.set`, (msg) => {
       const doc = parsePolicy(decodeBody(msg, maxBody));
       this.registry.setPolicy(doc);
+      if (this.persistence) for (const [scope] of this.registry.entries()) this.persistence.markDirty(scope);
       this.admissions.policyChanged();
       this.logger.info({ kinds: Object.keys(doc.scopes) }, "policy replaced");
       return { ok: true };
@@ -168,10 +202,13 @@ export class SluiceService {
         if (!actor) return;
         const now = this.clock.now();
         actor.send({ type: "latency", ttft: u.ttft, itl: u.itl, now });
+        this.persistence?.markDirty(`model:${u.model}`);
         this.warnNearThreshold(u.model, now);
       }),
     );
     await this.nc.flush();
+    this.persistence?.start(this.registry, this.admissions, this.clock);
+    this.passivator.start();
     this.started = true;
     this.logger.info({ prefix: p }, "sluice is serving");
   }
@@ -338,7 +375,9 @@ export class SluiceService {
     const req = parseOrThrow(inspectRequestSchema, body);
     if ("scope" in req) {
       if (!req.scope.includes(":")) throw badRequest('scope: expected "kind:value"');
-      return inspectScope(req.scope, this.registry.peek(req.scope), this.registry.policy, this.clock.now());
+      // A passivated (or restored) scope with state comes back to life to be shown.
+      const actor = this.registry.peek(req.scope) ?? (this.registry.dormantContext(req.scope) ? this.registry.get(req.scope) : undefined);
+      return inspectScope(req.scope, actor, this.registry.policy, this.clock.now());
     }
     return this.registry.list(req.list, req.limit ?? 1000);
   }
@@ -382,8 +421,14 @@ export class SluiceService {
   async stop(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    this.passivator.stop();
     this.admissions.close();
     if (this.inFlight > 0) await new Promise<void>((resolve) => (this.idle = resolve));
+    if (this.persistence) {
+      // Appends in flight are applied (or fail) first; then the final snapshot.
+      await this.admissions.settled();
+      await this.persistence.stop().catch((err) => this.logger.warn({ err }, "final snapshot failed"));
+    }
     await this.service?.stop().catch((err) => this.logger.warn({ err }, "service stop failed"));
     for (const s of this.subs) s.unsubscribe();
     this.registry.stopAll();
