@@ -13,17 +13,7 @@ import type { ScopeContext } from "../../machines/scope.js";
 export type Admit = Extract<Decision, { decision: "admit" }>;
 export type Reject = Extract<Decision, { decision: "reject" }>;
 
-/** A small seeded PRNG (mulberry32), for jitter that is random but repeatable. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 } from "../helpers/prng.js";
 
 export interface Sluice {
   clock: ManualClock;

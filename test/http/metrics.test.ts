@@ -6,7 +6,7 @@ import { SluiceMetrics } from "../../src/http/metrics.js";
 import { parsePolicy } from "../../src/protocol/policySchema.js";
 import { ScopeRegistry } from "../../src/registry/ScopeRegistry.js";
 import { SluiceService } from "../../src/service/SluiceService.js";
-import { type NatsServerHandle, startNatsServer } from "../helpers/natsServer.js";
+import { useNatsServer } from "../helpers/natsFixture.js";
 import { parseMetrics, samples, total, value } from "./helpers.js";
 
 const POLICY = {
@@ -27,21 +27,12 @@ const POLICY = {
   },
 };
 
-let server: NatsServerHandle;
-let nc: NatsConnection;
+const nats = useNatsServer();
 let service: SluiceService | undefined;
 let http: SluiceHttpServer | undefined;
 let prefix = "";
 let seq = 0;
 
-beforeAll(async () => {
-  server = await startNatsServer({ jetstream: false });
-  nc = await connect({ servers: server.url });
-});
-afterAll(async () => {
-  await nc?.drain();
-  await server?.stop();
-});
 afterEach(async () => {
   await service?.stop();
   await http?.stop();
@@ -53,13 +44,13 @@ async function start(policy: unknown = POLICY) {
   const clock = new ManualClock(Date.UTC(2026, 10, 23, 12));
   prefix = `m${++seq}`;
   const metrics = new SluiceMetrics();
-  service = await SluiceService.start({ nc, policy: parsePolicy(policy), prefix, clock, random: () => 0, observer: metrics.observer });
-  http = await startHttpServer({ port: 0, host: "127.0.0.1", service, nc, metrics });
+  service = await SluiceService.start({ nc: nats.nc, policy: parsePolicy(policy), prefix, clock, random: () => 0, observer: metrics.observer });
+  http = await startHttpServer({ port: 0, host: "127.0.0.1", service, nc: nats.nc, metrics });
   return { service, http, clock };
 }
 
 async function req(subject: string, body: unknown): Promise<any> {
-  return (await nc.request(`${prefix}.${subject}`, JSON.stringify(body), { timeout: 5000 })).json();
+  return (await nats.nc.request(`${prefix}.${subject}`, JSON.stringify(body), { timeout: 5000 })).json();
 }
 
 async function scrape() {
@@ -74,8 +65,8 @@ describe("http - metrics", () => {
     await start();
     // Every decision event sluice publishes: the counters must match them one for one.
     const published: any[] = [];
-    const sub = nc.subscribe(`${prefix}.decisions.>`, { callback: (_e, m) => void published.push(m.json()) });
-    await nc.flush();
+    const sub = nats.nc.subscribe(`${prefix}.decisions.>`, { callback: (_e, m) => void published.push(m.json()) });
+    await nats.nc.flush();
 
     // Key k1 (rpm 3) on model m: three admissions, one upstream 429, then two refusals by the key's rate.
     const d1 = await req("admit", { key: "k1", model: "m" });
@@ -105,14 +96,14 @@ describe("http - metrics", () => {
 
     // One caller waits in the queue for key solo's only slot.
     const held = await req("admit", { key: "solo", model: "m2" });
-    const waiting = nc.request(`${prefix}.admit`, JSON.stringify({ key: "solo", model: "m2", waitMs: 5000 }), { timeout: 5000 });
+    const waiting = nats.nc.request(`${prefix}.admit`, JSON.stringify({ key: "solo", model: "m2", waitMs: 5000 }), { timeout: 5000 });
     await new Promise((r) => setTimeout(r, 50));
     let m = await scrape();
     expect(value(m, "sluice_waiting_admissions")).toBe(1);
     await req("report", { lease: held.lease, outcome: "ok" });
     expect((await waiting).json<any>().decision).toBe("admit");
 
-    await nc.flush();
+    await nats.nc.flush();
     await new Promise((r) => setTimeout(r, 50));
     sub.unsubscribe();
     m = await scrape();
@@ -190,7 +181,7 @@ describe("http - metrics", () => {
   });
 
   it("/readyz is 503 once the NATS connection is closed", async () => {
-    const own = await connect({ servers: server.url });
+    const own = await connect({ servers: nats.server.url });
     const clock = new ManualClock();
     prefix = `m${++seq}`;
     service = await SluiceService.start({ nc: own, policy: parsePolicy(POLICY), prefix, clock });

@@ -6,21 +6,12 @@ import { type InspectionMessage, createNatsInspector } from "../../src/inspectio
 import { parsePolicy } from "../../src/protocol/policySchema.js";
 import { encodeSubjectToken } from "../../src/protocol/subjectToken.js";
 import { SluiceService } from "../../src/service/SluiceService.js";
-import { type NatsServerHandle, startNatsServer } from "../helpers/natsServer.js";
+import { useNatsServer } from "../helpers/natsFixture.js";
 
-let server: NatsServerHandle;
-let nc: NatsConnection;
+const nats = useNatsServer();
 let service: SluiceService | undefined;
 let seq = 0;
 
-beforeAll(async () => {
-  server = await startNatsServer({ jetstream: false });
-  nc = await connect({ servers: server.url });
-});
-afterAll(async () => {
-  await nc?.drain();
-  await server?.stop();
-});
 afterEach(async () => {
   await service?.stop();
   service = undefined;
@@ -37,9 +28,9 @@ describe("inspection - over NATS", () => {
   it("an admission publishes the scope actors' @xstate.event and @xstate.snapshot on inspect.events.<kind>.<value>", async () => {
     const clock = new ManualClock(Date.UTC(2026, 10, 23, 12));
     const prefix = `i${++seq}`;
-    const inspector = createNatsInspector({ nc, prefix, clock });
+    const inspector = createNatsInspector({ nc: nats.nc, prefix, clock });
     service = await SluiceService.start({
-      nc,
+      nc: nats.nc,
       prefix,
       clock,
       policy: parsePolicy({ scopes: { key: { default: { rpm: 10, concurrency: 2 } } } }),
@@ -47,12 +38,12 @@ describe("inspection - over NATS", () => {
     });
     const key = "acme.prod"; // a dot: the subject token is encoded
     const seen: { subject: string; body: InspectionMessage }[] = [];
-    const sub = nc.subscribe(`${prefix}.inspect.events.>`, { callback: (_e, m) => void seen.push({ subject: m.subject, body: m.json() }) });
-    await nc.flush();
+    const sub = nats.nc.subscribe(`${prefix}.inspect.events.>`, { callback: (_e, m) => void seen.push({ subject: m.subject, body: m.json() }) });
+    await nats.nc.flush();
 
-    const d = (await nc.request(`${prefix}.admit`, JSON.stringify({ key, model: "gpt-4o" }))).json<any>();
+    const d = (await nats.nc.request(`${prefix}.admit`, JSON.stringify({ key, model: "gpt-4o" }))).json<any>();
     expect(d.decision).toBe("admit");
-    await nc.flush();
+    await nats.nc.flush();
     await settle();
     sub.unsubscribe();
 
@@ -86,7 +77,7 @@ describe("inspection - over NATS", () => {
   });
 
   it("drops, never throws, on a closed connection, over the rate cap and on an event it cannot serialise", async () => {
-    const own = await connect({ servers: server.url });
+    const own = await connect({ servers: nats.server.url });
     const capped = createNatsInspector({ nc: own, prefix: "cap", maxPerSecond: 5 });
     for (let i = 0; i < 20; i++) capped.inspect(inspectionEvent("key:a"));
     expect(capped.stats().published).toBeLessThanOrEqual(6);

@@ -1,27 +1,17 @@
-import { type NatsConnection, connect } from "@nats-io/transport-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ManualClock } from "../../src/clock.js";
 import { parsePolicy } from "../../src/protocol/policySchema.js";
 import { SluiceService } from "../../src/service/SluiceService.js";
-import { type NatsServerHandle, startNatsServer } from "../helpers/natsServer.js";
+import { useNatsServer } from "../helpers/natsFixture.js";
 
-let server: NatsServerHandle;
-let nc: NatsConnection;
-beforeAll(async () => {
-  server = await startNatsServer({ jetstream: false });
-  nc = await connect({ servers: server.url });
-});
-afterAll(async () => {
-  await nc?.drain();
-  await server?.stop();
-});
+const nats = useNatsServer();
 
 describe("budgets - many callers, one team budget", () => {
   it("64 concurrent callers stop at the limit and the final usage is exactly the sum of reported costs", async () => {
     const clock = new ManualClock(Date.UTC(2026, 10, 23, 9));
     const limit = 10;
     const service = await SluiceService.start({
-      nc,
+      nc: nats.nc,
       prefix: "bud",
       clock,
       random: () => 0,
@@ -34,7 +24,7 @@ describe("budgets - many callers, one team budget", () => {
     let refusedExhausted = 0;
     const caller = async (n: number) => {
       for (let i = 0; ; i++) {
-        const d = (await nc.request("bud.admit", JSON.stringify({ key: `k${n}`, model: "m", cost: 0.25 }))).json<any>();
+        const d = (await nats.nc.request("bud.admit", JSON.stringify({ key: `k${n}`, model: "m", cost: 0.25 }))).json<any>();
         if (d.decision === "reject") {
           expect(d).toMatchObject({ reason: "budget_exhausted", scope: "team:search" });
           expect(d.retryAfterMs).toBe(Date.UTC(2026, 11, 1) - clock.now());
@@ -43,13 +33,13 @@ describe("budgets - many callers, one team budget", () => {
         }
         admitted++;
         const cost = actuals[(n + i) % actuals.length]!;
-        const ack = (await nc.request("bud.report", JSON.stringify({ lease: d.lease, outcome: "ok", cost }))).json<any>();
+        const ack = (await nats.nc.request("bud.report", JSON.stringify({ lease: d.lease, outcome: "ok", cost }))).json<any>();
         expect(ack).toEqual({ ok: true, status: "applied" });
         reportedSum += cost;
       }
     };
     await Promise.all(Array.from({ length: 64 }, (_, n) => caller(n)));
-    const view = (await nc.request("bud.inspect", JSON.stringify({ scope: "team:search" }))).json<any>().view;
+    const view = (await nats.nc.request("bud.inspect", JSON.stringify({ scope: "team:search" }))).json<any>().view;
     expect(refusedExhausted).toBe(64);
     expect(view.budget.reserved).toBe(0);
     expect(view.budget.used).toBe(reportedSum);

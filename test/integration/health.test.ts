@@ -1,23 +1,13 @@
-import { type NatsConnection, connect } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ManualClock } from "../../src/clock.js";
 import { parsePolicy } from "../../src/protocol/policySchema.js";
 import { SluiceService } from "../../src/service/SluiceService.js";
-import { type NatsServerHandle, startNatsServer } from "../helpers/natsServer.js";
+import { useNatsServer } from "../helpers/natsFixture.js";
 
-let server: NatsServerHandle;
-let nc: NatsConnection;
+const nats = useNatsServer();
 let service: SluiceService | undefined;
 let seq = 0;
 
-beforeAll(async () => {
-  server = await startNatsServer({ jetstream: false });
-  nc = await connect({ servers: server.url });
-});
-afterAll(async () => {
-  await nc?.drain();
-  await server?.stop();
-});
 afterEach(async () => {
   await service?.stop();
   service = undefined;
@@ -37,10 +27,10 @@ describe("health - breaker over NATS", () => {
         },
       },
     });
-    service = await SluiceService.start({ nc, policy, prefix, clock, random: () => 0 });
+    service = await SluiceService.start({ nc: nats.nc, policy, prefix, clock, random: () => 0 });
     const events: any[] = [];
-    const sub = nc.subscribe(`${prefix}.events.model.>`, { callback: (_e, m) => events.push(m.json()) });
-    const req = async (s: string, b: unknown) => (await nc.request(`${prefix}.${s}`, JSON.stringify(b))).json<any>();
+    const sub = nats.nc.subscribe(`${prefix}.events.model.>`, { callback: (_e, m) => events.push(m.json()) });
+    const req = async (s: string, b: unknown) => (await nats.nc.request(`${prefix}.${s}`, JSON.stringify(b))).json<any>();
 
     for (let i = 0; i < 4; i++) {
       const d = await req("admit", { key: "k", model: "gpt-4o" });
@@ -71,8 +61,8 @@ describe("health - breaker over NATS", () => {
     const clock = new ManualClock(Date.UTC(2026, 10, 23));
     const prefix = `h${++seq}`;
     const policy = parsePolicy({ scopes: { model: { default: { breaker: { errorRate: 0.5, windowMs: 60_000, minRequests: 2, cooldownMs: 30_000, probes: 1 } } } } });
-    service = await SluiceService.start({ nc, policy, prefix, clock, random: () => 0 });
-    const req = async (s: string, b: unknown) => (await nc.request(`${prefix}.${s}`, JSON.stringify(b))).json<any>();
+    service = await SluiceService.start({ nc: nats.nc, policy, prefix, clock, random: () => 0 });
+    const req = async (s: string, b: unknown) => (await nats.nc.request(`${prefix}.${s}`, JSON.stringify(b))).json<any>();
     for (let i = 0; i < 2; i++) {
       const d = await req("admit", { key: "k", model: "m" });
       await req("report", { lease: d.lease, outcome: "timeout" });
@@ -86,8 +76,8 @@ describe("health - breaker over NATS", () => {
     const clock = new ManualClock(Date.UTC(2026, 10, 23));
     const prefix = `h${++seq}`;
     const policy = parsePolicy({ scopes: { model: { default: { adaptive: { baseMs: 200, maxMs: 5000, factor: 2, recovery: 0.8, recoverAfter: 5, maxDelayMs: 500 } } } } });
-    service = await SluiceService.start({ nc, policy, prefix, clock, random: () => 0 });
-    const req = async (s: string, b: unknown) => (await nc.request(`${prefix}.${s}`, JSON.stringify(b))).json<any>();
+    service = await SluiceService.start({ nc: nats.nc, policy, prefix, clock, random: () => 0 });
+    const req = async (s: string, b: unknown) => (await nats.nc.request(`${prefix}.${s}`, JSON.stringify(b))).json<any>();
     const d = await req("admit", { key: "k", model: "m" });
     expect(d.delayMs).toBe(0);
     await req("report", { lease: d.lease, outcome: "rate_limited" });

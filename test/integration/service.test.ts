@@ -1,11 +1,10 @@
-import { type NatsConnection, connect } from "@nats-io/transport-node";
 import fc from "fast-check";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ManualClock } from "../../src/clock.js";
 import { parsePolicy } from "../../src/protocol/policySchema.js";
 import { decodeSubjectToken, encodeSubjectToken } from "../../src/protocol/subjectToken.js";
 import { SluiceService } from "../../src/service/SluiceService.js";
-import { type NatsServerHandle, startNatsServer } from "../helpers/natsServer.js";
+import { useNatsServer } from "../helpers/natsFixture.js";
 
 const POLICY = {
   leaseTtlMs: 10_000,
@@ -16,21 +15,12 @@ const POLICY = {
   },
 };
 
-let server: NatsServerHandle;
-let nc: NatsConnection;
+const nats = useNatsServer();
 let service: SluiceService | undefined;
 let clock: ManualClock;
 let prefix = "";
 let seq = 0;
 
-beforeAll(async () => {
-  server = await startNatsServer({ jetstream: false });
-  nc = await connect({ servers: server.url });
-});
-afterAll(async () => {
-  await nc?.drain();
-  await server?.stop();
-});
 afterEach(async () => {
   await service?.stop();
   service = undefined;
@@ -39,19 +29,19 @@ afterEach(async () => {
 async function start(policy: unknown = POLICY) {
   clock = new ManualClock(Date.UTC(2026, 10, 23, 12));
   prefix = `t${++seq}`;
-  service = await SluiceService.start({ nc, policy: parsePolicy(policy), prefix, clock, random: () => 0 });
+  service = await SluiceService.start({ nc: nats.nc, policy: parsePolicy(policy), prefix, clock, random: () => 0 });
   return service;
 }
 
 async function req(subject: string, body: unknown): Promise<{ body: any; code?: string; error?: string }> {
   const payload = typeof body === "string" ? body : JSON.stringify(body);
-  const r = await nc.request(`${prefix}.${subject}`, payload, { timeout: 2000 });
+  const r = await nats.nc.request(`${prefix}.${subject}`, payload, { timeout: 2000 });
   return { body: r.json(), code: r.headers?.get("Nats-Service-Error-Code") || undefined, error: r.headers?.get("Nats-Service-Error") || undefined };
 }
 
 function collect(subject: string): { messages: { subject: string; body: any }[]; stop: () => void } {
   const messages: { subject: string; body: any }[] = [];
-  const sub = nc.subscribe(subject, { callback: (_e, m) => messages.push({ subject: m.subject, body: m.json() }) });
+  const sub = nats.nc.subscribe(subject, { callback: (_e, m) => messages.push({ subject: m.subject, body: m.json() }) });
   return { messages, stop: () => sub.unsubscribe() };
 }
 
@@ -74,10 +64,10 @@ describe("service - admissions over NATS", () => {
   it("publishes every decision on decisions.<decision>.<model> with the model name encoded", async () => {
     await start();
     const events = collect(`${prefix}.decisions.>`);
-    await nc.flush();
+    await nats.nc.flush();
     const model = "gpt-4.1 mini*";
     await req("admit", { key: "k2", model, tokens: 5 });
-    await nc.flush();
+    await nats.nc.flush();
     await new Promise((r) => setTimeout(r, 50));
     events.stop();
     expect(events.messages).toHaveLength(1);
@@ -116,8 +106,8 @@ describe("service - admissions over NATS", () => {
   it("a report published without reply subject is applied too", async () => {
     await start({ scopes: { key: { default: { budget: { limit: 10 } } } } });
     const d = (await req("admit", { key: "k", model: "m", cost: 1 })).body;
-    nc.publish(`${prefix}.report`, JSON.stringify({ lease: d.lease, outcome: "ok", cost: 2.5 }));
-    await nc.flush();
+    nats.nc.publish(`${prefix}.report`, JSON.stringify({ lease: d.lease, outcome: "ok", cost: 2.5 }));
+    await nats.nc.flush();
     await new Promise((r) => setTimeout(r, 50));
     const view = (await req("inspect", { scope: "key:k" })).body.view;
     expect(view.budget).toMatchObject({ used: 2.5, reserved: 0 });
@@ -202,12 +192,12 @@ describe("service - inspect and admin", () => {
     await start();
     await req("admit", { key: "k", model: "m" });
     await req("admit", "not json");
-    const ping = (await nc.request("$SRV.PING.sluice")).json<any>();
+    const ping = (await nats.nc.request("$SRV.PING.sluice")).json<any>();
     expect(ping).toMatchObject({ name: "sluice", type: "io.nats.micro.v1.ping_response" });
-    const info = (await nc.request("$SRV.INFO.sluice")).json<any>();
+    const info = (await nats.nc.request("$SRV.INFO.sluice")).json<any>();
     expect(info.endpoints.map((e: any) => e.subject)).toContain(`${prefix}.admit`);
     // Several services of earlier tests may still answer; find ours by subject.
-    const stats = (await nc.request(`$SRV.STATS.sluice.${ping.id}`)).json<any>();
+    const stats = (await nats.nc.request(`$SRV.STATS.sluice.${ping.id}`)).json<any>();
     const admit = stats.endpoints.find((e: any) => e.subject === `${prefix}.admit`);
     expect(admit.num_requests).toBe(2);
     expect(admit.data.errors).toEqual({ bad_request: 1 });
@@ -259,7 +249,7 @@ describe("service - bad input", () => {
     await fc.assert(
       fc.asyncProperty(fc.constantFrom(...subjects), body, async (subject, b) => {
         const payload = typeof b === "string" ? b : JSON.stringify(b);
-        const r = await nc.request(`${prefix}.${subject}`, payload, { timeout: 2000 });
+        const r = await nats.nc.request(`${prefix}.${subject}`, payload, { timeout: 2000 });
         const code = r.headers?.get("Nats-Service-Error-Code");
         const reply = r.json<any>();
         if (code) {

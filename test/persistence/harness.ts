@@ -3,36 +3,17 @@
  * nats-server with JetStream, and a workload of admissions and reports (sent as
  * requests) that records which reports were acknowledged.
  */
-import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { NatsConnection } from "@nats-io/transport-node";
+import { until as untilShared } from "../helpers/processes.js";
 
-const MAIN = join(import.meta.dirname, "../../dist/src/main.js");
+// The built service and the polling helper are shared with the other process tests.
+export { runMain as runSluice, type RunningMain as Sluice } from "../helpers/processes.js";
 
-export interface Sluice {
-  child: ChildProcess;
-  out: () => string;
-  exit: Promise<number | null>;
-}
-
-export function runSluice(env: Record<string, string>): Sluice {
-  let out = "";
-  const child = spawn(process.execPath, [MAIN], { env: { ...process.env, LOG_LEVEL: "info", ...env }, stdio: ["ignore", "pipe", "pipe"] });
-  child.stdout!.on("data", (d) => (out += d));
-  child.stderr!.on("data", (d) => (out += d));
-  const exit = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-  return { child, out: () => out, exit };
-}
-
-export async function until(pred: () => boolean, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error("timed out");
-    await sleep(20);
-  }
-}
+/** Poll `pred` until it holds; durability tests allow 15 s (restore and replay included). */
+export const until = (pred: () => boolean, ms = 15_000): Promise<void> => untilShared(pred, ms);
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

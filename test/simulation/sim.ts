@@ -12,17 +12,8 @@ import type { Decision } from "../../src/protocol/decision.js";
 import { parsePolicy } from "../../src/protocol/policySchema.js";
 import { admitRequestSchema, reportSchema, type AdmitRequestInput, type ReportInput } from "../../src/protocol/schemas.js";
 
-/** mulberry32: a tiny seeded PRNG, uniform in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from "../helpers/prng.js";
+export { mulberry32 };
 
 interface SimEvent {
   at: number;
