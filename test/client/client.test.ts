@@ -264,8 +264,8 @@ describe("client - auto-batching", () => {
     // A responder under the test's control, so that "unanswered" lasts as long as the test says.
     const prefix = "held";
     const received: Msg[] = [];
-    const sub = h.nc.subscribe(`${prefix}.admit.>`, { callback: (_e, m) => received.push(m) });
-    const one = h.nc.subscribe(`${prefix}.admit`, { callback: (_e, m) => received.push(m) });
+    const sub = h.nc.subscribe(`${prefix}.admit.>`, { callback: (_e, m) => void received.push(m) });
+    const one = h.nc.subscribe(`${prefix}.admit`, { callback: (_e, m) => void received.push(m) });
     await h.nc.flush();
     const admitted = (n: number) => ({ decision: "admit", reason: "ok", lease: `L-${n}`, delayMs: 0, limits: [] });
     const client = new SluiceClient(h.nc, { prefix, batchWindowMs: 60_000 });

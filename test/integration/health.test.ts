@@ -29,7 +29,7 @@ describe("health - breaker over NATS", () => {
     });
     service = await SluiceService.start({ nc: nats.nc, policy, prefix, clock, random: () => 0 });
     const events: any[] = [];
-    const sub = nats.nc.subscribe(`${prefix}.events.model.>`, { callback: (_e, m) => events.push(m.json()) });
+    const sub = nats.nc.subscribe(`${prefix}.events.model.>`, { callback: (_e, m) => void events.push(m.json()) });
     const req = async (s: string, b: unknown) => (await nats.nc.request(`${prefix}.${s}`, JSON.stringify(b))).json<any>();
 
     for (let i = 0; i < 4; i++) {

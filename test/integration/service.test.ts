@@ -41,7 +41,7 @@ async function req(subject: string, body: unknown): Promise<{ body: any; code?: 
 
 function collect(subject: string): { messages: { subject: string; body: any }[]; stop: () => void } {
   const messages: { subject: string; body: any }[] = [];
-  const sub = nats.nc.subscribe(subject, { callback: (_e, m) => messages.push({ subject: m.subject, body: m.json() }) });
+  const sub = nats.nc.subscribe(subject, { callback: (_e, m) => void messages.push({ subject: m.subject, body: m.json() }) });
   return { messages, stop: () => sub.unsubscribe() };
 }
 
