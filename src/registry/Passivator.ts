@@ -7,10 +7,14 @@ import type { ScopeRegistry } from "./ScopeRegistry.js";
 export const DEFAULT_PASSIVATION = {
   /** A scope with no traffic for this long is passivated, ms. */
   idleMs: 10 * 60_000,
-  /** How often a sweep runs, ms. */
-  sweepEveryMs: 1_000,
-  /** Most actors looked at per sweep (the sweep resumes where it stopped). */
-  perSweep: 5_000,
+  /** How often a sweep slice runs, ms. */
+  sweepEveryMs: 100,
+  /**
+   * Most actors looked at per slice (the walk resumes where it stopped): 20,000 a
+   * second in slices of a couple of milliseconds, so passivation keeps up with a
+   * flood of new keys without stalling the event loop.
+   */
+  perSweep: 2_000,
 } as const;
 
 export interface PassivatorOptions {

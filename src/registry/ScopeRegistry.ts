@@ -2,6 +2,7 @@ import { type Actor, type InspectionEvent, createActor } from "xstate";
 import { type PolicyDocument, effectivePolicy, parseScope, resolveLimits, type ResolvedLimits } from "../../machines/policy.js";
 import type { ScopeContext, ScopeNotice } from "../../machines/scope.js";
 import { scopeLogic } from "../../machines/scopeLogic.js";
+import { DormantStore } from "./DormantStore.js";
 import { scopeMachine } from "../../machines/scopeMachine.js";
 import type { Clock } from "../clock.js";
 
@@ -40,7 +41,9 @@ export interface ScopeRegistryOptions {
 export class ScopeRegistry {
   private readonly actors = new Map<string, ScopeActor>();
   /** Contexts of passivated scopes that hold more than defaults; revived on next use. */
-  private readonly dormant = new Map<string, ScopeContext>();
+  private readonly dormant = new DormantStore();
+  /** Resolved limits of each kind's default, shared by every scope of the kind without an override. */
+  private readonly defaultLimits = new Map<string, ResolvedLimits>();
   private doc: PolicyDocument;
   private readonly maxScopes: number;
 
@@ -67,7 +70,16 @@ export class ScopeRegistry {
   /** The limits the policy gives `scope`. */
   limitsFor(scope: string): ResolvedLimits {
     const { kind, value } = parseScope(scope);
-    return resolveLimits(effectivePolicy(this.doc, kind, value));
+    const kp = Object.hasOwn(this.doc.scopes, kind) ? this.doc.scopes[kind] : undefined;
+    const overridden = kp?.overrides !== undefined && Object.hasOwn(kp.overrides, value);
+    if (overridden) return resolveLimits(effectivePolicy(this.doc, kind, value));
+    // Limits are never mutated (a new policy replaces them), so scopes of a kind can share one object.
+    let shared = this.defaultLimits.get(kind);
+    if (!shared) {
+      shared = resolveLimits(effectivePolicy(this.doc, kind, value));
+      if (this.defaultLimits.size < 10_000) this.defaultLimits.set(kind, shared);
+    }
+    return shared;
   }
 
   /** The actor of `scope`, created on first use (optionally from a persisted context). */
@@ -90,7 +102,9 @@ export class ScopeRegistry {
     actor.start();
     this.actors.set(scope, actor);
     // A context from before a policy change gets the limits in force now (usage kept).
-    if (restored && JSON.stringify(restored.limits) !== JSON.stringify(limits)) actor.send({ type: "policy", limits, now });
+    if (restored && restored.limits !== limits && JSON.stringify(restored.limits) !== JSON.stringify(limits)) {
+      actor.send({ type: "policy", limits, now });
+    }
     return actor;
   }
 
@@ -112,6 +126,7 @@ export class ScopeRegistry {
   /** Replace the policy; every live actor gets its new limits at once and keeps its usage. */
   setPolicy(doc: PolicyDocument): void {
     this.doc = doc;
+    this.defaultLimits.clear();
     const now = this.opts.clock.now();
     for (const [scope, actor] of [...this.actors]) {
       const limits = this.limitsFor(scope);
@@ -148,7 +163,7 @@ export class ScopeRegistry {
   remove(scope: string, keep = false): void {
     const actor = this.actors.get(scope);
     if (!actor) return;
-    if (keep) this.dormant.set(scope, actor.getSnapshot().context);
+    if (keep) this.dormant.set(scope, actor.getSnapshot().context, true);
     actor.stop();
     this.actors.delete(scope);
   }

@@ -1,0 +1,44 @@
+import { describe, expect, it } from "vitest";
+import { resolveLimits } from "../../machines/policy.js";
+import { scopeAdmit, scopeInit, scopeSettle } from "../../machines/scope.js";
+import { ManualClock } from "../../src/clock.js";
+import { parsePolicy } from "../../src/protocol/policySchema.js";
+import { DormantStore } from "../../src/registry/DormantStore.js";
+import { ScopeRegistry } from "../../src/registry/ScopeRegistry.js";
+
+const T0 = Date.UTC(2026, 10, 23, 9);
+
+describe("dormant contexts", () => {
+  it("packs a context for a long sleep and gives back an equal one, sharing the limits object", () => {
+    const limits = resolveLimits({
+      rpm: 7,
+      tpm: 1_000,
+      budget: [{ limit: 3.3, period: "day", calendar: true }, { limit: 9, unit: "requests" }],
+      breaker: { errorRate: 0.5, windowMs: 60_000, minRequests: 2, cooldownMs: 1_000, probes: 1 },
+      adaptive: { baseMs: 100, maxMs: 1_000, factor: 2, recovery: 0.5, recoverAfter: 2 },
+      latency: { ttftMs: 900, tauMs: 5_000 },
+    });
+    let ctx = scopeAdmit(scopeInit("key:k", limits, T0), { tokens: 123, cost: 0.1 + 0.2 }, true, T0 + 7).ctx;
+    ctx = scopeSettle(
+      ctx,
+      { estimate: { tokens: 123, cost: 0.3, requests: 1 }, actual: { tokens: 77, cost: 1 / 3, requests: 1 }, outcome: "rate_limited", held: true, probe: false, latency: { ttftMs: 1234.5 } },
+      T0 + 19,
+    ).ctx;
+    const store = new DormantStore();
+    store.set("key:k", ctx, true);
+    const back = store.get("key:k")!;
+    expect(back).toEqual(ctx);
+    expect(back.limits).toBe(limits);
+    // Floats survive exactly.
+    expect(back.budgets[0]!.used).toBe(ctx.budgets[0]!.used);
+  });
+
+  it("scopes of a kind without an override share one limits object; an override gets its own", () => {
+    const registry = new ScopeRegistry({ policy: parsePolicy({ scopes: { key: { default: { rpm: 5 }, overrides: { vip: { rpm: 50 } } } } }), clock: new ManualClock(T0) });
+    expect(registry.limitsFor("key:a")).toBe(registry.limitsFor("key:b"));
+    expect(registry.limitsFor("key:vip")).not.toBe(registry.limitsFor("key:a"));
+    expect(registry.limitsFor("key:vip").buckets[0]!.limit).toBe(50);
+    registry.setPolicy(parsePolicy({ scopes: { key: { default: { rpm: 6 } } } }));
+    expect(registry.limitsFor("key:a").buckets[0]!.limit).toBe(6);
+  });
+});
