@@ -14,7 +14,20 @@
  *      client package is built (dist/src/client/mod.js), against the peer;
  *   5. the peer: `RateLimiterRedis` (ioredis), key + model `consume` per request;
  *   6. in process, no NATS: sluice's core (`Admissions.admitMany`, 1 and 32 per
- *      turn) beside a plain-object token bucket and `RateLimiterMemory`.
+ *      turn) beside a plain-object token bucket and `RateLimiterMemory`;
+ *   7. the cost of durability (bench/lib/durability.ts): acknowledged reports/s
+ *      at 1 and 64 in flight with SLUICE_PERSIST=on (journal in JetStream) and
+ *      =off, and plain publishes of reports, each against a sluice of its own;
+ *   8. memory with many keys (bench/lib/memory.ts): 1,000,000 distinct keys
+ *      (50,000 with --quick) through a sluice of its own (persistence off,
+ *      SLUICE_IDLE_MS=3000): peak RSS (/proc), heap and live actors (its
+ *      /metrics), full-GC heap through its inspector (bench/heapprobe.ts),
+ *      bytes per live actor and per passivated key. If that sluice dies (out
+ *      of memory), the goal is MISSED, everything else is still reported, and
+ *      the bench exits 1.
+ *
+ * The nats-server runs with JetStream (`-js`, store in the temporary
+ * directory); every sluice but the durable one runs with SLUICE_PERSIST=off.
  *
  * Each measurement is repeated `--runs` times (rounds interleave the series so
  * that drift of the machine hits all alike); the table shows medians with
@@ -37,7 +50,15 @@
  *   --chunks=list        requests per turn in process          (default 1,32)
  *   --batch=n            requests per admit.batch message      (default 100)
  *   --client-concurrency=n  in-flight count of the client series (default 64)
- *   --targets=list       which series (echo, sluice, batch, client, rlf-redis, core, plain, rlf-memory)
+ *   --targets=list       which series (echo, sluice, batch, client, rlf-redis, core, plain, rlf-memory,
+ *                        report-durable, report-memory, publish-durable, publish-memory, memory)
+ *   --durability-concurrency=list  in-flight counts of the acked reports (default 1,64)
+ *   --durability-reports=n reports per run at the highest in-flight count (default 30000;
+ *                        quick 3000); at 1 in flight a tenth of it; published: at most 9000
+ *   --memory-keys=n      distinct keys of the memory series (default 1000000; quick 50000)
+ *   --memory-concurrency=n  admit.batch messages in flight there (default 8)
+ *   --memory-idle=ms     SLUICE_IDLE_MS of its sluice (default 3000)
+ *   --memory-tail=ms     longest wait for the keys to be passivated after the drive (default 240000; quick 20000)
  *   --timeout=ms         request timeout of the generators     (default 5000)
  *   --out=file           JSON results (default bench/results/latest.json; quick.json with
  *                        --quick; profile.json with --profile); the chart goes beside it (.svg)
@@ -62,8 +83,11 @@ import { type ProfileSummary, summarizeCpuProfile } from "./lib/cpuprofile.js";
 import { Progress } from "./lib/progress.js";
 import { type GoalResult, type Measurement, type Skipped, addRatios, evaluateGoals, fmtInt, fmtMs, goalLines, resultsTable, summarize, table } from "./lib/report.js";
 import type { LoadResult } from "./lib/result.js";
-import { type Need, type Plan, type Series, allSeries } from "./lib/series.js";
+import { type Need, type Plan, type Series, MEMORY_SERIES_ID, allSeries, durabilitySeries } from "./lib/series.js";
 import { EchoTarget, RedisTarget, SluiceTarget, type Target, type TargetContext, cleanEnv, findRedisServerBinary } from "./lib/targets.js";
+import { MAX_PUBLISH_BURST, ackedReports, durabilityPolicy, publishedReports } from "./lib/durability.js";
+import { type MemoryResult, memoryPolicy, observedPeakRss, runMemorySeries } from "./lib/memory.js";
+import { memoryGoal, memoryTable } from "./lib/report.js";
 import { DEFAULT_WORKLOAD } from "./lib/workload.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -82,6 +106,12 @@ interface Options {
   out: string;
   profile: boolean;
   verbose: boolean;
+  durabilityLevels: number[];
+  durabilityReports: number;
+  memoryKeys: number;
+  memoryConcurrency: number;
+  memoryIdleMs: number;
+  memoryTailMs: number;
 }
 
 function positiveInts(list: string[], flag: string): number[] {
@@ -97,6 +127,7 @@ function options(argv: string[]): Options {
   rejectUnknown(flags, [
     "quick", "duration", "inproc-duration", "warmup", "runs", "prime", "concurrency", "batch-concurrency", "chunks",
     "batch", "client-concurrency", "targets", "timeout", "out", "profile", "verbose",
+    "durability-concurrency", "durability-reports", "memory-keys", "memory-concurrency", "memory-idle", "memory-tail",
   ]);
   const quick = flagBool(flags, "quick");
   const profile = flagBool(flags, "profile");
@@ -109,7 +140,8 @@ function options(argv: string[]): Options {
     batchSize: flagInt(flags, "batch", 100, 1),
     clientLevel: flagInt(flags, "client-concurrency", 64, 1),
   };
-  const known = allSeries(plan).map((s) => s.id);
+  const durabilityLevels = positiveInts(flagList(flags, "durability-concurrency", ["1", "64"]), "durability-concurrency");
+  const known = [...allSeries(plan), ...durabilitySeries(durabilityLevels)].map((s) => s.id).concat(MEMORY_SERIES_ID);
   const targets = profile ? ["sluice"] : flags.values.has("targets") ? flagList(flags, "targets", []) : undefined;
   for (const t of targets ?? []) if (!known.includes(t)) throw new FlagError(`--targets: unknown series ${JSON.stringify(t)} (known: ${known.join(", ")})`);
   const defaultOut = profile ? "profile.json" : quick ? "quick.json" : "latest.json";
@@ -126,6 +158,12 @@ function options(argv: string[]): Options {
     out: resolve(flagString(flags, "out", join(root, "bench/results", defaultOut))),
     profile,
     verbose: flagBool(flags, "verbose"),
+    durabilityLevels,
+    durabilityReports: flagInt(flags, "durability-reports", quick ? 3000 : 30_000, 10),
+    memoryKeys: flagInt(flags, "memory-keys", quick ? 50_000 : 1_000_000, 1),
+    memoryConcurrency: flagInt(flags, "memory-concurrency", 8, 1),
+    memoryIdleMs: flagInt(flags, "memory-idle", 3000, 1),
+    memoryTailMs: flagInt(flags, "memory-tail", quick ? 12_000 : 240_000, 0),
   };
 }
 
@@ -258,15 +296,22 @@ async function main(): Promise<void> {
   if (!redisBinary) missing.set("redis", "redis-server not installed (the bench installs nothing; apt-get install redis-server)");
   if (!existsSync(CLIENT_MODULE)) missing.set("client", "client package not built (no dist/src/client/mod.js)");
 
-  const wanted = allSeries(opts.plan).filter((s) => opts.targets === undefined || opts.targets.includes(s.id));
+  const isWanted = (id: string): boolean => opts.targets === undefined || opts.targets.includes(id);
+  const durWanted = durabilitySeries(opts.durabilityLevels).filter((s) => isWanted(s.id));
+  const wanted = [...allSeries(opts.plan).filter((s) => isWanted(s.id)), ...durWanted];
   const skipped: Skipped[] = [];
   const series: Series[] = [];
+  const durSeries: Series[] = [];
   for (const s of wanted) {
     const need = s.needs.find((n) => missing.has(n));
     if (need) skipped.push({ series: s.id, label: s.label, section: s.section, reason: missing.get(need)! });
-    else series.push(s);
+    else (s.program === "durability" ? durSeries : series).push(s);
   }
-  const needs = new Set(series.flatMap((s) => s.needs));
+  let memorySkip: string | undefined;
+  if (isWanted(MEMORY_SERIES_ID) && missing.has("nats")) memorySkip = missing.get("nats");
+  const runMemory = isWanted(MEMORY_SERIES_ID) && memorySkip === undefined;
+  const needs = new Set([...series, ...durSeries].flatMap((s) => s.needs));
+  if (runMemory) needs.add("nats");
 
   // The plan, for the progress bar: planned ms per step.
   const overheadMs = 700;
@@ -274,13 +319,19 @@ async function main(): Promise<void> {
   const primed = opts.primeMs > 0 ? series.filter((s) => s.prime) : [];
   const measuredSteps = series.reduce((a, s) => a + s.levels.length, 0) * opts.runs;
   const startupMs = 1500 * (1 + (needs.has("echo") ? 1 : 0) + (needs.has("sluice") ? 1 : 0) + (needs.has("redis") ? 1 : 0));
-  const plannedMs = startupMs + primed.length * (opts.primeMs + overheadMs) + opts.runs * series.reduce((a, s) => a + s.levels.length * runMs(s), 0);
-  progress = new Progress(plannedMs, 1 + primed.length + measuredSteps);
+  // Durability: leases + reports at a guessed few thousand reports/s; memory: keys at a guessed 15,000/s plus the tail.
+  const durTargets = new Set(durSeries.map((s) => (s.id.endsWith("durable") ? "on" : "off")));
+  const durSteps = opts.runs * durSeries.reduce((a, s) => a + s.levels.length, 0);
+  const durMs = durSeries.length === 0 ? 0 : durTargets.size * 2500 + durSteps * ((opts.durabilityReports / 5000) * 1000 + 500);
+  const memMs = runMemory ? 2500 + (opts.memoryKeys / 15_000) * 1000 + opts.memoryIdleMs + Math.min(opts.memoryTailMs, (opts.memoryKeys / 5000) * 1000) : 0;
+  const plannedMs = startupMs + primed.length * (opts.primeMs + overheadMs) + opts.runs * series.reduce((a, s) => a + s.levels.length * runMs(s), 0) + durMs + memMs;
+  progress = new Progress(plannedMs, 1 + primed.length + measuredSteps + durSteps + durTargets.size + (runMemory ? 1 : 0));
   progress.log(
     `${opts.quick ? "quick: " : ""}${series.length} series, ${measuredSteps} measured runs ` +
       `(${opts.runs} × ${opts.warmupMs} ms warmup + ${opts.durationMs} ms, in process ${opts.inprocDurationMs} ms); about ${fmtS(plannedMs)}`,
   );
   for (const k of skipped) progress.log(`skipping ${k.label}: ${k.reason}`);
+  if (memorySkip) progress.log(`skipping the memory series: ${memorySkip}`);
 
   workDir = await mkdtemp(join(tmpdir(), "sluice-bench-"));
   const cpuProfileDir = opts.profile ? join(root, ".tmp/prof") : undefined;
@@ -288,7 +339,8 @@ async function main(): Promise<void> {
 
   progress.begin("starting nats-server, echo, sluice, redis-server", startupMs);
   if (needs.has("nats")) {
-    nats = await spawnNatsServerOnFreePort({ binary: natsBinary!, jetstream: false });
+    // JetStream for the durability series; its store lives in the temporary directory, removed at the end.
+    nats = await spawnNatsServerOnFreePort({ binary: natsBinary!, jetstream: true, storeDir: join(workDir, "jetstream") });
     progress.log(`nats-server ${nats.url} (pid ${nats.pid})`);
   }
   const ctx: TargetContext = { root, natsUrl: nats?.url, workDir, verbose: opts.verbose, cpuProfileDir };
@@ -337,15 +389,134 @@ async function main(): Promise<void> {
       }
     }
   }
+
+  // Cost of durability: a sluice with the journal on, one with it off; rounds interleave the two.
+  if (durSeries.length > 0) {
+    const url = ctx.natsUrl!;
+    const durTarget = new Map<"on" | "off", SluiceTarget>();
+    for (const mode of ["on", "off"] as const) {
+      if (!durTargets.has(mode)) continue;
+      const t = new SluiceTarget({
+        id: `sluice-persist-${mode}`,
+        prefix: `benchdur${mode}`,
+        policy: durabilityPolicy(),
+        http: true,
+        env: mode === "on"
+          ? { SLUICE_PERSIST: "on", SLUICE_JOURNAL_STREAM: "BENCH_DUR_JOURNAL", SLUICE_STATE_BUCKET: "BENCH_DUR_STATE" }
+          : { SLUICE_PERSIST: "off" },
+      });
+      progress.begin(`starting ${t.id}, priming`, 2500);
+      const t0 = Date.now();
+      started.push(t);
+      await t.start(ctx);
+      durTarget.set(mode, t);
+      // Unmeasured: creates the scopes (and the journal's first blocks), warms the JIT.
+      await ackedReports(url, t, Math.min(2000, opts.durabilityReports), Math.max(...opts.durabilityLevels), opts.timeoutMs);
+      progress.end(`${t.id} ready and primed (pid ${t.pid}, ${Date.now() - t0} ms)`);
+    }
+    const n1 = Math.max(10, Math.round(opts.durabilityReports / 10));
+    for (let run = 1; run <= opts.runs; run++) {
+      for (const s of durSeries) {
+        const t = durTarget.get(s.id.endsWith("durable") ? "on" : "off")!;
+        for (const level of s.levels) {
+          const n = s.mode === "report-publish" ? Math.min(opts.durabilityReports, MAX_PUBLISH_BURST) : level > 1 ? opts.durabilityReports : n1;
+          const lv = s.levelKind === "no ack" ? "pub" : `@${level}`;
+          progress.begin(`${s.id} ${lv}, run ${run}/${opts.runs}`, (n / 5000) * 1000 + 500);
+          const r = s.mode === "report-publish" ? await publishedReports(url, t, n, opts.timeoutMs) : await ackedReports(url, t, n, level, opts.timeoutMs);
+          t.assertRunning();
+          const list = results.get(keyOf(s.id, level)) ?? [];
+          list.push(r);
+          results.set(keyOf(s.id, level), list);
+          progress.end(
+            `${s.id.padEnd(15)} ${lv.padStart(4)} run ${run}/${opts.runs}: ${fmtInt(r.ops)} reports/s  p50 ${fmtMs(r.p50)} ms  p99 ${fmtMs(r.p99)} ms  ` +
+              `errors ${r.errors}  applied ${r.admitted}/${r.count}`,
+          );
+        }
+      }
+    }
+    for (const t of durTarget.values()) await t.stop();
+  }
+
+  // Memory with many keys: last, alone on the machine.
+  let memory: MemoryResult | undefined;
+  let memoryFailure: string | undefined;
+  if (runMemory) {
+    const t = new SluiceTarget({
+      id: "sluice-memory",
+      prefix: "benchmem",
+      policy: memoryPolicy(),
+      http: true,
+      env: { SLUICE_PERSIST: "off", SLUICE_IDLE_MS: String(opts.memoryIdleMs) },
+      inspect: true,
+    });
+    // Full-GC heap figures through sluice's inspector, by a helper with WebSocket (a flag on Node 20).
+    const wsFlag = process.allowedNodeEnvironmentFlags.has("--experimental-websocket") && typeof (globalThis as { WebSocket?: unknown }).WebSocket === "undefined";
+    const gcHeap = async (): Promise<number | undefined> => {
+      const child = new BenchChild({
+        name: "heapprobe",
+        command: process.execPath,
+        args: [...(wsFlag ? ["--experimental-websocket", "--no-warnings"] : []), join(root, "dist/bench/heapprobe.js"), `--inspect-port=${t.inspectPort}`],
+        env: cleanEnv(),
+        cwd: root,
+        echoStderr: ctx.verbose,
+      });
+      programs.add(child);
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        const first = await Promise.race([child.exited, new Promise<"late">((r) => (timer = setTimeout(() => r("late"), 120_000)))]);
+        if (first === "late") {
+          await child.stop(1000);
+          throw new ChildFailedError(child, "did not finish within 120 s");
+        }
+        if (first.code !== 0) throw new ChildFailedError(child, `exited with code ${first.code}`);
+        const r = JSON.parse(child.stdoutText().trim().split("\n").pop() ?? "") as { usedSize?: number };
+        return typeof r.usedSize === "number" ? r.usedSize : undefined;
+      } finally {
+        clearTimeout(timer);
+        programs.delete(child);
+      }
+    };
+    progress.begin(`memory: ${fmtInt(opts.memoryKeys)} keys`, memMs);
+    started.push(t);
+    await t.start(ctx);
+    const memoryRun = runMemorySeries({
+      natsUrl: ctx.natsUrl!,
+      target: t,
+      keys: opts.memoryKeys,
+      admitsPerKey: 2,
+      batchSize: opts.plan.batchSize,
+      concurrency: opts.memoryConcurrency,
+      idleMs: opts.memoryIdleMs,
+      tailMaxMs: opts.memoryTailMs,
+      timeoutMs: Math.max(opts.timeoutMs, 30_000),
+      log: (line) => progress.log(line),
+      gcHeap,
+    });
+    try {
+      memory = await memoryRun;
+    } catch (err) {
+      // Its sluice died (out of memory, most likely): a result, not a reason to lose the others.
+      if (t.running || interrupted) throw err;
+      memoryFailure = `peak RSS seen ${(observedPeakRss / 2 ** 20).toFixed(0)} MiB, then: ${err instanceof Error ? err.message : String(err)}`;
+      progress.log(`memory: FAILED: ${memoryFailure}`);
+    }
+    await t.stop();
+    if (memory) progress.end(
+      `memory: ${fmtInt(memory.keys)} keys at ${fmtInt(memory.keysPerSecond)} keys/s; peak RSS ${(memory.peakRssBytes / 2 ** 20).toFixed(0)} MiB, ` +
+        `peak heap ${(memory.peakHeapBytes / 2 ** 20).toFixed(0)} MiB, ${fmtInt(memory.liveAfterIdle)} live after idle`,
+    );
+  }
   progress.stop();
 
+  const allMeasured = [...series, ...durSeries];
   const measurements: Measurement[] = [];
-  for (const s of series) for (const level of s.levels) measurements.push(summarize(s.id, level, results.get(keyOf(s.id, level)) ?? []));
-  addRatios(measurements, series);
+  for (const s of allMeasured) for (const level of s.levels) measurements.push(summarize(s.id, level, results.get(keyOf(s.id, level)) ?? []));
+  addRatios(measurements, allMeasured);
   // Nothing answered at all: the setup is broken, not slow.
   const dead = measurements.find((m) => m.count === 0);
   if (dead) throw new Error(`${dead.series} at ${dead.level}: no call succeeded in ${dead.runs.length} run(s)${dead.firstError ? ` (${dead.firstError})` : ""}`);
   const goals: GoalResult[] = opts.profile ? [] : evaluateGoals(measurements, opts.plan, skipped);
+  if (!opts.profile && (runMemory || memorySkip)) goals.push(memoryGoal(memory, memorySkip, memoryFailure, opts.memoryKeys));
 
   let profile: ProfileSummary | undefined;
   if (cpuProfileDir) {
@@ -374,6 +545,9 @@ async function main(): Promise<void> {
       `workload: ${fmtInt(DEFAULT_WORKLOAD.keys)} keys, ${DEFAULT_WORKLOAD.models} models, ${DEFAULT_WORKLOAD.teams} teams (key + model rates, team budget)`,
   ];
   const out = [...header, "", resultsTable(wanted, measurements, skipped)];
+  if (memory) out.push("", `Memory with many keys: a sluice of its own (SLUICE_PERSIST=off, SLUICE_IDLE_MS=${memory.idleMs}; keys with rpm 60 and a request budget)`, memoryTable(memory));
+  else if (memorySkip) out.push("", `Memory with many keys: skipped: ${memorySkip}`);
+  else if (memoryFailure) out.push("", `Memory with many keys: FAILED: ${memoryFailure}`);
   if (goals.length > 0) out.push("", "Goals (speed never fails the bench):", goalLines(goals));
   if (profile) out.push("", profileText(profile));
   process.stdout.write(`${out.join("\n")}\n`);
@@ -382,8 +556,15 @@ async function main(): Promise<void> {
   const svg = chartSvg({
     title: `sluice bench${opts.quick ? " (--quick)" : ""}: ops/s, ${opts.runs >= 3 ? `median of ${opts.runs} runs, whiskers min–max` : `${opts.runs} run`}`,
     subtitle: `${header[0]!.replace(/^sluice bench[^—]*— /, "")}; ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC`,
-    series,
+    series: allMeasured,
     ms: measurements,
+    notes: memory
+      ? [
+          `${fmtInt(memory.keys)} distinct keys (${memory.admitsPerKey} admissions each) at ${fmtInt(memory.keysPerSecond)} keys/s; SLUICE_IDLE_MS=${memory.idleMs}`,
+          `peak RSS (VmHWM) ${(memory.peakRssBytes / 2 ** 20).toFixed(0)} MiB (target <= 1536 MiB); peak heap ${(memory.peakHeapBytes / 2 ** 20).toFixed(0)} MiB with ${fmtInt(memory.liveAtPeakHeap)} live actors`,
+          `${fmtInt(memory.bytesPerLiveActor)} bytes per live actor, ${fmtInt(memory.bytesPerPassivatedKey)} bytes per passivated key (${fmtInt(memory.dormantAfterIdle)} passivated, ${fmtInt(memory.liveAfterIdle)} live after idle)`,
+        ]
+      : [],
   });
   checkXml(svg);
 
@@ -396,10 +577,12 @@ async function main(): Promise<void> {
         machine,
         options: { ...opts, out: undefined },
         workload: DEFAULT_WORKLOAD,
-        series: series.map(({ id, section, label, unit, mode, levelKind, levels, ratio }) => ({ id, section, label, unit, mode, levelKind, levels, ratio })),
+        series: allMeasured.map(({ id, section, label, unit, mode, levelKind, levels, ratio }) => ({ id, section, label, unit, mode, levelKind, levels, ratio })),
         skipped,
         measurements,
         goals,
+        ...(memory ? { memory } : {}),
+        ...(memoryFailure ? { memoryFailure } : {}),
         ...(profile ? { profile } : {}),
       },
       null,
@@ -408,6 +591,7 @@ async function main(): Promise<void> {
   );
   await writeFile(svgFile, svg);
   process.stderr.write(`bench: wrote ${relative(process.cwd(), opts.out)} and ${relative(process.cwd(), svgFile)}\n`);
+  if (memoryFailure) throw new Error(`memory series failed (see the table): ${memoryFailure.split("\n")[0]}`);
 }
 
 main()

@@ -16,6 +16,10 @@ const COLORS: Record<string, string> = {
   core: "#1f77b4",
   plain: "#7f7f7f",
   "rlf-memory": "#ff7f0e",
+  "report-durable": "#8c564b",
+  "report-memory": "#17becf",
+  "publish-durable": "#e377c2",
+  "publish-memory": "#bcbd22",
 };
 
 export const escapeXml = (s: string): string =>
@@ -113,7 +117,7 @@ function panelSvg(p: Panel, y0: number): string {
 }
 
 /** The whole chart. */
-export function chartSvg(opts: { title: string; subtitle: string; series: readonly Series[]; ms: readonly Measurement[] }): string {
+export function chartSvg(opts: { title: string; subtitle: string; series: readonly Series[]; ms: readonly Measurement[]; notes?: readonly string[] }): string {
   const net = opts.series.filter((s) => s.program === "load");
   const inproc = opts.series.filter((s) => s.program === "inproc");
   const panels: Panel[] = [];
@@ -121,8 +125,20 @@ export function chartSvg(opts: { title: string; subtitle: string; series: readon
   const inMs = opts.ms.filter((m) => inproc.some((s) => s.id === m.series));
   if (netMs.length > 0) panels.push({ title: "Over NATS / Redis: ops/s by calls in flight", levelName: (l) => `${l} in flight`, series: net, ms: netMs });
   if (inMs.length > 0) panels.push({ title: "In process, no network: admissions/s by requests per turn", levelName: (l) => `${l} per turn`, series: inproc, ms: inMs });
-  const height = TOP + Math.max(1, panels.length) * PANEL_H + 10;
-  const body = panels.map((p, i) => panelSvg(p, TOP + i * PANEL_H)).join("\n");
+  const dur = opts.series.filter((s) => s.program === "durability");
+  const durMs = opts.ms.filter((m) => dur.some((s) => s.id === m.series));
+  if (durMs.length > 0) {
+    panels.push({ title: "Cost of durability: reports/s, acked (by calls in flight) and published", levelName: (l) => (l === 0 ? "published, no ack" : `acked, ${l} in flight`), series: dur, ms: durMs });
+  }
+  const notes = opts.notes ?? [];
+  const notesH = notes.length > 0 ? 30 + notes.length * 16 : 0;
+  const height = TOP + Math.max(1, panels.length) * PANEL_H + notesH + 10;
+  const notesY = TOP + panels.length * PANEL_H;
+  const body = [
+    ...panels.map((p, i) => panelSvg(p, TOP + i * PANEL_H)),
+    ...(notes.length > 0 ? [`<text x="${LEFT}" y="${notesY + 18}" class="h2">Memory with many keys</text>`] : []),
+    ...notes.map((n, i) => `<text x="${LEFT}" y="${notesY + 38 + i * 16}" class="axis">${escapeXml(n)}</text>`),
+  ].join("\n");
   return [
     `<?xml version="1.0" encoding="UTF-8"?>`,
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" font-family="Helvetica, Arial, sans-serif">`,

@@ -2,6 +2,7 @@
  * Summaries of repeated measurements (median with min–max), the goals of the
  * issue, and the one plain-text table the bench prints.
  */
+import type { MemoryResult } from "./memory.js";
 import type { LoadResult } from "./result.js";
 import type { Series } from "./series.js";
 
@@ -175,7 +176,7 @@ export const fmtMs = (n: number): string => {
   if (n > 0 && n < 0.01) return n.toPrecision(2);
   return n.toFixed(3);
 };
-const range = (s: Spread, f: (n: number) => string): string => (s.min === s.max ? "" : `${f(s.min)}–${f(s.max)}`);
+const range = (s: Spread, f: (n: number) => string): string => (s.min === s.max || !Number.isFinite(s.min) ? "" : `${f(s.min)}–${f(s.max)}`);
 
 /** Align rows of cells; columns listed in `right` are right-aligned. */
 export function table(header: string[], rows: string[][], right: ReadonlySet<number>): string {
@@ -216,7 +217,7 @@ export function resultsTable(series: readonly Series[], ms: readonly Measurement
         kind: "cells",
         cells: [
           `  ${s.label}`,
-          s.levelKind === "per turn" ? `${m.level}/turn` : String(m.level),
+          s.levelKind === "per turn" ? `${m.level}/turn` : s.levelKind === "no ack" ? "pub" : String(m.level),
           fmtInt(m.ops.median),
           range(m.ops, fmtInt),
           fmtMs(m.p50.median),
@@ -255,4 +256,52 @@ export function goalLines(goals: readonly GoalResult[]): string {
       return `${tag} ${g.description}: ${g.value} (target ${g.target})`;
     })
     .join("\n");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory with many keys.
+
+export const PEAK_RSS_TARGET_BYTES = 1.5 * 2 ** 30;
+const mib = (b: number): string => (Number.isFinite(b) ? `${(b / 2 ** 20).toFixed(1)} MiB` : "-");
+const bytes = (b: number): string => (Number.isFinite(b) ? `${fmtInt(b)} B` : "-");
+
+/** The memory series as a small two-column table. */
+export function memoryTable(m: MemoryResult): string {
+  const rows: [string, string][] = [
+    ["keys driven", `${fmtInt(m.keys)} (${m.admitsPerKey} admissions each, ${m.batchSize} per admit.batch, ${m.concurrency} in flight)`],
+    ["keys/s driven", `${fmtInt(m.keysPerSecond)} (${fmtInt(m.decisionsPerSecond)} decisions/s; ${fmtInt(m.admitted)} admitted, ${fmtInt(m.rejected)} rejected, ${m.errors} errors; ${(m.driveMs / 1000).toFixed(1)} s)`],
+    ["peak RSS (VmHWM)", `${mib(m.peakRssBytes)} (empty process ${mib(m.emptyRssBytes)})`],
+    ["peak heap used", `${mib(m.peakHeapBytes)} (empty process ${mib(m.emptyHeapBytes)})`],
+    ["live actors at peak heap", `${fmtInt(m.liveAtPeakHeap)} of ${fmtInt(m.keysAtPeakHeap)} keys driven then (most live: ${fmtInt(m.maxLiveActors)})`],
+    [`after idle (${(m.tailMs / 1000).toFixed(0)} s)`, `heap ${mib(m.idleHeapBytes)}, RSS ${mib(m.idleRssBytes)}, ${fmtInt(m.liveAfterIdle)} live, ${fmtInt(m.dormantAfterIdle)} passivated (kept dormant)`],
+  ];
+  if (m.gc) {
+    rows.push(
+      ["heap after full GC", `empty ${mib(m.gc.empty)}; right after the drive ${mib(m.gc.afterDrive)} with ${fmtInt(m.gc.liveAfterDrive)} live; after idle ${mib(m.gc.idle)} with ${fmtInt(m.gc.liveIdle)} live`],
+      ["bytes per live actor", `${bytes(m.bytesPerLiveActor)} (after-drive GC heap − empty − passivated × per-key, ÷ live)`],
+      ["bytes per passivated key", `${bytes(m.bytesPerPassivatedKey)} (idle GC heap − empty, ÷ passivated)`],
+    );
+  } else {
+    rows.push(
+      ["bytes per live actor", `${bytes(m.bytesPerLiveActor)} (peak /metrics heap − empty − dormant share, ÷ live; garbage included)`],
+      ["bytes per passivated key", `${bytes(m.bytesPerPassivatedKey)} (idle /metrics heap − empty, ÷ passivated; garbage included)`],
+    );
+  }
+  if (m.firstError) rows.push(["first error", m.firstError]);
+  return table(["figure", "value"], rows, new Set());
+}
+
+export function memoryGoal(m: MemoryResult | undefined, reason?: string, failure?: string, keys?: number): GoalResult {
+  const target = "<= 1.5 GiB";
+  if (!m && failure) {
+    return { id: "memory-rss", description: `peak RSS driving ${fmtInt(keys ?? Number.NaN)} distinct keys`, status: "MISSED", value: `sluice died: ${failure.split("\n")[0]}`, target };
+  }
+  if (!m) return { id: "memory-rss", description: "peak RSS driving many distinct keys", status: "SKIPPED", target, reason: reason ?? "not measured" };
+  return {
+    id: "memory-rss",
+    description: `peak RSS (VmHWM) driving ${fmtInt(m.keys)} distinct keys`,
+    status: m.peakRssBytes <= PEAK_RSS_TARGET_BYTES ? "MET" : "MISSED",
+    value: `${mib(m.peakRssBytes)}; ${bytes(m.bytesPerLiveActor)}/live actor, ${bytes(m.bytesPerPassivatedKey)}/passivated key`,
+    target,
+  };
 }

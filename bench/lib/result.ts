@@ -7,7 +7,9 @@
 export const LOAD_MODES = ["echo", "admit", "batch", "client", "rlf-redis"] as const;
 /** Modes of bench/inproc.ts (separate process, no network). */
 export const INPROC_MODES = ["core", "plain", "rlf-memory"] as const;
-export type LoadMode = (typeof LOAD_MODES)[number] | (typeof INPROC_MODES)[number];
+/** Modes measured by the orchestrator itself against sluices of their own (bench/lib/durability.ts). */
+export const OWN_MODES = ["report-ack", "report-publish"] as const;
+export type LoadMode = (typeof LOAD_MODES)[number] | (typeof INPROC_MODES)[number] | (typeof OWN_MODES)[number];
 
 /** What one load run prints (times in ms). */
 export interface LoadResult {

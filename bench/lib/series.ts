@@ -8,7 +8,7 @@
 import type { LoadMode } from "./result.js";
 
 /** What a series needs: the bench's nats-server, a target process, the built client package. */
-export type Need = "nats" | "echo" | "sluice" | "redis" | "client";
+export type Need = "nats" | "echo" | "sluice" | "redis" | "client" | "jetstream";
 
 /** Where the series' figures are compared to: the same level of another series, or a fixed one. */
 export interface RatioTo {
@@ -27,11 +27,12 @@ export interface Series {
   label: string;
   /** What its ops are, per second. */
   unit: string;
-  program: "load" | "inproc";
+  /** `durability`: measured by the orchestrator itself (bench/lib/durability.ts), not by a program. */
+  program: "load" | "inproc" | "durability";
   mode: LoadMode;
   needs: Need[];
   /** `in flight` or `per turn`. */
-  levelKind: "in flight" | "per turn";
+  levelKind: "in flight" | "per turn" | "no ack";
   levels: number[];
   ratio?: RatioTo;
   /** One unmeasured load before the first run (server side: scopes, JIT, Redis keys). */
@@ -60,6 +61,7 @@ export const SECTIONS = {
   client: "Client auto-batching: SluiceClient.admit() (admissions/s; ratio to the Redis peer)",
   peer: "The peer: rate-limiter-flexible RateLimiterRedis on ioredis, key + model consume (checks/s; ratio to sluice single)",
   inproc: "In process, no NATS (admissions/s; latency = one turn of the loop; ratio to the plain bucket)",
+  durability: "Cost of durability: <p>.report, each for a fresh lease (reports/s; `admitted` = share answered/counted `applied`; ratio to in-memory)",
 } as const;
 
 export function allSeries(plan: Plan): Series[] {
@@ -101,6 +103,33 @@ export function allSeries(plan: Plan): Series[] {
       id: "rlf-memory", section: SECTIONS.inproc, label: "RateLimiterMemory ×2", unit: "checks/s",
       program: "inproc", mode: "rlf-memory", needs: [], levelKind: "per turn", levels: plan.chunks, prime: false,
       ratio: { series: "plain", name: "plain" },
+    },
+  ];
+}
+
+/** Ids of the series outside {@link allSeries}: the durability ones and the memory drive. */
+export const MEMORY_SERIES_ID = "memory";
+
+/** The durability series (bench/lib/durability.ts), at `levels` in flight. */
+export function durabilitySeries(levels: number[]): Series[] {
+  return [
+    {
+      id: "report-durable", section: SECTIONS.durability, label: "report, acked, SLUICE_PERSIST=on", unit: "reports/s",
+      program: "durability", mode: "report-ack", needs: ["nats", "jetstream"], levelKind: "in flight", levels, prime: true,
+      ratio: { series: "report-memory", name: "in-memory" },
+    },
+    {
+      id: "report-memory", section: SECTIONS.durability, label: "report, acked, SLUICE_PERSIST=off", unit: "reports/s",
+      program: "durability", mode: "report-ack", needs: ["nats"], levelKind: "in flight", levels, prime: true,
+    },
+    {
+      id: "publish-durable", section: SECTIONS.durability, label: "report, published, SLUICE_PERSIST=on", unit: "reports/s",
+      program: "durability", mode: "report-publish", needs: ["nats", "jetstream"], levelKind: "no ack", levels: [0], prime: false,
+      ratio: { series: "publish-memory", name: "in-memory" },
+    },
+    {
+      id: "publish-memory", section: SECTIONS.durability, label: "report, published, SLUICE_PERSIST=off", unit: "reports/s",
+      program: "durability", mode: "report-publish", needs: ["nats"], levelKind: "no ack", levels: [0], prime: false,
     },
   ];
 }

@@ -88,6 +88,11 @@ abstract class ChildTarget implements Target {
     return this.child?.pid;
   }
 
+  /** True while its process runs. */
+  get running(): boolean {
+    return this.child?.running ?? false;
+  }
+
   assertRunning(): void {
     if (this.child && !this.child.running) throw new ChildFailedError(this.child, "exited during the bench");
   }
@@ -124,22 +129,63 @@ export class EchoTarget extends ChildTarget {
   }
 }
 
-/** sluice itself, `node dist/src/main.js`, with the bench policy. */
+/** Settings of a {@link SluiceTarget} other than the default one. */
+export interface SluiceTargetOptions {
+  /** Subject prefix (default `bench`); also names the policy file. */
+  prefix?: string;
+  /** Policy document (default: {@link benchPolicy}). */
+  policy?: Record<string, unknown>;
+  /** Extra environment (SLUICE_PERSIST, SLUICE_IDLE_MS, …); default SLUICE_PERSIST=off. */
+  env?: Record<string, string>;
+  /** Serve /metrics on a free loopback port (SLUICE_HTTP_PORT). */
+  http?: boolean;
+  /** Name for messages and the report (default `sluice`). */
+  id?: string;
+  /** Open the inspector on a free loopback port (`--inspect`), for full-GC heap figures (bench/heapprobe.ts). */
+  inspect?: boolean;
+}
+
+/**
+ * sluice itself, `node dist/src/main.js`, with the bench policy. Persistence is
+ * off unless the options say otherwise (the bench's nats-server has JetStream,
+ * for the durability series, and `auto` would otherwise journal every report).
+ */
 export class SluiceTarget extends ChildTarget {
-  readonly id = "sluice";
-  readonly description = "sluice (node dist/src/main.js) with the bench policy";
-  readonly prefix = "bench";
+  readonly id: string;
+  readonly description: string;
+  readonly prefix: string;
+  /** `http://127.0.0.1:<port>` when started with `http`. */
+  httpUrl?: string;
+  /** Inspector port when started with `inspect`. */
+  inspectPort?: number;
+
+  constructor(private readonly opts: SluiceTargetOptions = {}) {
+    super();
+    this.id = opts.id ?? "sluice";
+    this.prefix = opts.prefix ?? "bench";
+    this.description = `sluice (node dist/src/main.js) with ${opts.policy ? "its own" : "the bench"} policy, prefix ${this.prefix}`;
+  }
 
   async start(ctx: TargetContext): Promise<void> {
     const url = requireNats(ctx);
-    const policyFile = join(ctx.workDir, "policy.json");
-    await writeFile(policyFile, JSON.stringify(benchPolicy(), null, 2));
-    const nodeArgs = ctx.cpuProfileDir ? ["--cpu-prof", `--cpu-prof-dir=${ctx.cpuProfileDir}`] : [];
+    const policyFile = join(ctx.workDir, `policy-${this.prefix}.json`);
+    await writeFile(policyFile, JSON.stringify(this.opts.policy ?? benchPolicy(), null, 2));
+    const nodeArgs = ctx.cpuProfileDir && this.opts.id === undefined ? ["--cpu-prof", `--cpu-prof-dir=${ctx.cpuProfileDir}`] : [];
+    if (this.opts.inspect) {
+      this.inspectPort = await freePort();
+      nodeArgs.push(`--inspect=127.0.0.1:${this.inspectPort}`);
+    }
+    const extra: Record<string, string> = { SLUICE_PERSIST: "off", ...this.opts.env };
+    if (this.opts.http) {
+      const port = await freePort();
+      extra.SLUICE_HTTP_PORT = String(port);
+      this.httpUrl = `http://127.0.0.1:${port}`;
+    }
     this.child = new BenchChild({
-      name: "sluice",
+      name: this.id,
       command: process.execPath,
       args: [...nodeArgs, join(ctx.root, "dist/src/main.js")],
-      env: cleanEnv({ NATS_URL: url, SLUICE_PREFIX: this.prefix, SLUICE_POLICY: policyFile, LOG_LEVEL: "warn" }),
+      env: cleanEnv({ NATS_URL: url, SLUICE_PREFIX: this.prefix, SLUICE_POLICY: policyFile, LOG_LEVEL: "warn", ...extra }),
       cwd: ctx.root,
       echoStderr: ctx.verbose,
     });
