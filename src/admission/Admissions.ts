@@ -1,5 +1,5 @@
 import { Subject } from "rxjs";
-import { DEFAULT_JITTER, DEFAULT_LEASE_TTL_MS, type PolicyDocument } from "../../machines/policy.js";
+import { DEFAULT_JITTER, DEFAULT_LEASE_TTL_MS, type PolicyDocument, type ResolvedLimits } from "../../machines/policy.js";
 import { type Demand, type LimitInfo, type Outcome, type ResetWhat, type ScopeContext, type ScopeNotice, type ScopeVerdict, type Settlement, type Usage, scopeCheck, scopeHoldsSlots, scopeSlotLimit, settlementMatters } from "../../machines/scope.js";
 import { type ScopeEvent, scopeStep } from "../../machines/scopeMachine.js";
 import type { Clock } from "../clock.js";
@@ -624,7 +624,9 @@ export class Admissions {
   private actorFor(scope: string): ScopeActor {
     const a = this.registry.peek(scope);
     if (a) return a;
-    if (this.registry.full) throw unavailable("too many live scopes");
+    // Reviving a passivated scope adds nothing; only a new one counts against the bound (checked
+    // for a whole admission in resolveScopes, so this is the backstop for other paths).
+    if (this.registry.full && !this.registry.isDormant(scope)) throw unavailable("too many scopes (live and passivated)");
     return this.registry.get(scope);
   }
 
@@ -634,7 +636,8 @@ export class Admissions {
     for (const kind in req.scopes) out.push(`${kind}:${req.scopes[kind]}`);
     const max = DEFAULT_ADMISSIONS.maxScopesPerAdmission;
     for (let i = 0; i < out.length; i++) {
-      const parents = this.ctxOf(out[i]!).limits.parents;
+      // Read the limits without creating an actor: a request refused for room must leave nothing behind.
+      const parents = this.limitsOf(out[i]!).parents;
       if (!parents) continue;
       for (const kind in parents) {
         const s = `${kind}:${parents[kind]}`;
@@ -644,7 +647,17 @@ export class Admissions {
         }
       }
     }
+    // All the new scopes fit under the bound, or none is created.
+    let fresh = 0;
+    for (const s of out) if (!this.staged.has(s) && !this.registry.peek(s) && !this.registry.isDormant(s)) fresh++;
+    if (fresh > 0 && !this.registry.hasRoomFor(fresh)) throw unavailable("too many scopes (live and passivated)");
     return out;
+  }
+
+  private limitsOf(scope: string): ResolvedLimits {
+    const st = this.staged.get(scope);
+    if (st) return st.ctx.limits;
+    return this.registry.peek(scope)?.getSnapshot().context.limits ?? this.registry.limitsFor(scope);
   }
 
   private attempt(req: AdmitRequest, scopes: string[], now: number): Attempt {

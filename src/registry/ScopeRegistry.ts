@@ -62,9 +62,13 @@ export class ScopeRegistry {
     return this.actors.size;
   }
 
-  /** Whether another scope actor may be created. */
+  /**
+   * Whether another scope may be created: live actors and dormant contexts both
+   * hold memory, so both count against `maxScopes`; past it new scopes are refused
+   * `unavailable` rather than growing without bound.
+   */
   get full(): boolean {
-    return this.actors.size >= this.maxScopes;
+    return this.actors.size + this.dormant.size >= this.maxScopes;
   }
 
   /** The limits the policy gives `scope`. */
@@ -166,6 +170,16 @@ export class ScopeRegistry {
     if (keep) this.dormant.set(scope, actor.getSnapshot().context, true);
     actor.stop();
     this.actors.delete(scope);
+  }
+
+  /** May `n` more scopes be created under the bound? */
+  hasRoomFor(n: number): boolean {
+    return this.actors.size + this.dormant.size + n <= this.maxScopes;
+  }
+
+  /** Is `scope` passivated with its context kept (so reviving it adds nothing)? */
+  isDormant(scope: string): boolean {
+    return this.dormant.has(scope);
   }
 
   /** The kept context of a passivated scope. */

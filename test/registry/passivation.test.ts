@@ -71,3 +71,25 @@ describe("passivation - idle actors on virtual time", () => {
     expect(s.registry.context("key:k")!.budgets[0]!.used).toBe(2);
   });
 });
+
+describe("passivation - the bound on scopes counts sleeping ones too", () => {
+  it("refuses a new scope unavailable once live plus passivated reach maxScopes, but wakes a sleeping one", () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 23, 8));
+    // key:a, key:b and model:m all keep usage (budgets), so asleep they still fill a bound of three.
+    const registry = new ScopeRegistry({ policy: parsePolicy({ scopes: { key: { default: { budget: { limit: 5 } } }, model: { default: { budget: { limit: 50 } } } } }), clock, maxScopes: 3 });
+    const admissions = new Admissions({ registry, clock, random: () => 0 });
+    const passivator = new Passivator({ registry, clock, idleMs: MINUTE, sweepEveryMs: 1_000 });
+    passivator.start();
+    const admit = (key: string) => admissions.admit(admitRequestSchema.parse({ key, model: "m", cost: 1 })) as any;
+    admissions.report(reportSchema.parse({ lease: admit("a").lease, outcome: "ok" }));
+    admissions.report(reportSchema.parse({ lease: admit("b").lease, outcome: "ok" }));
+    clock.advance(2 * MINUTE);
+    expect(registry.dormantContext("key:a")).toBeDefined();
+    expect(() => admit("c")).toThrow(/too many scopes/);
+    // Refused as a whole: nothing was created for it.
+    expect(registry.peek("key:c")).toBeUndefined();
+    // key:a wakes with its usage; no new scope was needed.
+    expect(admit("a").decision).toBe("admit");
+    expect(registry.context("key:a")!.budgets[0]).toMatchObject({ used: 1, reserved: 1 });
+  });
+});
