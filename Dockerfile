@@ -16,4 +16,5 @@ COPY --from=build /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 USER node
 EXPOSE 9464
-CMD ["node", "dist/src/main.js"]
+# A heap ceiling keeps memory bounded and predictable (SLUICE_MAX_HEAP_MB, default 1280; see README).
+CMD ["sh", "-c", "exec node --max-old-space-size=${SLUICE_MAX_HEAP_MB:-1280} dist/src/main.js"]

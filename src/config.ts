@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import { credsAuthenticator, type NodeConnectionOptions } from "@nats-io/transport-node";
 import { z } from "zod";
+import { DEFAULT_MAX_SCOPES } from "./registry/ScopeRegistry.js";
 
 /** Defaults, with units in their names. */
 export const DEFAULT_CONFIG = {
@@ -40,6 +41,7 @@ const envSchema = z.object({
   SLUICE_JOURNAL_DUPLICATE_WINDOW_MS: z.coerce.number().int().min(100).default(2 * 60_000),
   SLUICE_MAX_PENDING_APPENDS: z.coerce.number().int().min(1).default(10_000),
   SLUICE_IDLE_MS: z.coerce.number().int().min(1).default(600_000),
+  SLUICE_MAX_SCOPES: z.coerce.number().int().min(1).default(DEFAULT_MAX_SCOPES),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default(DEFAULT_CONFIG.logLevel),
 });
 
@@ -74,6 +76,8 @@ export interface SluiceConfig {
   };
   /** Passivate scopes idle this long, ms (`SLUICE_IDLE_MS`). */
   idleMs: number;
+  /** Most scopes, live and passivated (`SLUICE_MAX_SCOPES`); past it new ones are refused `unavailable`. */
+  maxScopes: number;
 }
 
 export class ConfigError extends Error {
@@ -134,5 +138,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SluiceConfig {
             maxPendingAppends: e.SLUICE_MAX_PENDING_APPENDS,
           },
     idleMs: e.SLUICE_IDLE_MS,
+    maxScopes: e.SLUICE_MAX_SCOPES,
   };
 }

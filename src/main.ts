@@ -89,7 +89,7 @@ async function main(): Promise<void> {
   }
 
   const metrics = config.httpPort !== undefined ? new SluiceMetrics() : undefined;
-  const base = { nc, policy, prefix: config.prefix, logger, inspect, observer: metrics?.observer, idleMs: config.idleMs };
+  const base = { nc, policy, prefix: config.prefix, logger, inspect, observer: metrics?.observer, idleMs: config.idleMs, maxScopes: config.maxScopes };
   let service: SluiceService;
   try {
     service = await SluiceService.start({ ...base, persistence: config.persistence });

@@ -132,7 +132,8 @@ describe("Dockerfile", () => {
     expect(dockerfile).toMatch(/RUN npm ci/);
     expect(dockerfile).toMatch(/npm run build/);
     expect(dockerfile).toMatch(/^USER node$/m);
-    expect(dockerfile).toMatch(/^CMD \["node", "dist\/src\/main\.js"\]$/m);
+    // The compiled service, with the heap ceiling `npm start` uses.
+    expect(dockerfile).toMatch(/^CMD \["sh", "-c", "exec node --max-old-space-size=\$\{SLUICE_MAX_HEAP_MB:-1280\} dist\/src\/main\.js"\]$/m);
   });
 
   it("keeps node_modules, dist and .git out of the build context", () => {
