@@ -10,3 +10,8 @@ export type { Decision, DecisionEvent, ReportAck } from "./protocol/decision.js"
 export { encodeSubjectToken, decodeSubjectToken } from "./protocol/subjectToken.js";
 export { SluiceRequestError, isSluiceRequestError, type ErrorCode } from "./protocol/errors.js";
 export type { PolicyDocument, ScopePolicy } from "../machines/policy.js";
+export { startHttpServer, type SluiceHttpServer, type HttpServerOptions } from "./http/httpServer.js";
+export { SluiceMetrics } from "./http/metrics.js";
+export { createNatsInspector, type NatsInspector } from "./inspection/natsInspector.js";
+export { startWebSocketInspection, InspectPortInUseError } from "./inspection/wsInspector.js";
+export { Passivator, DEFAULT_PASSIVATION } from "./registry/Passivator.js";
