@@ -13,22 +13,14 @@
  */
 import { fromTransition } from "xstate";
 import type { ScopeContext, ScopeNotice } from "./scope.js";
-import { type ScopeBatchEvent, type ScopeEvent, type ScopeInput, scopeStep } from "./scopeMachine.js";
+import { type ScopeBatchEvent, type ScopeEvent, type ScopeInput, scopeFold } from "./scopeMachine.js";
 import { scopeInit } from "./scope.js";
 
 export const scopeLogic = fromTransition<ScopeContext, ScopeEvent | ScopeBatchEvent, any, ScopeInput, ScopeNotice>(
   (context, event, actorScope) => {
-    if (event.type === "batch" && event.result && event.base === context) {
-      for (const n of event.result.notices) actorScope.emit(n);
-      return event.result.ctx;
-    }
-    let ctx = context;
-    for (const e of event.type === "batch" ? event.events : [event]) {
-      const s = scopeStep(ctx, e);
-      ctx = s.ctx;
-      for (const n of s.notices) actorScope.emit(n);
-    }
-    return ctx;
+    const s = scopeFold(context, event);
+    for (const n of s.notices) actorScope.emit(n);
+    return s.ctx;
   },
   ({ input }) => input.restore ?? scopeInit(input.scope, input.limits, input.now),
 );

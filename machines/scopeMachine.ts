@@ -96,20 +96,27 @@ export function scopeStep(ctx: ScopeContext, e: ScopeEvent): Step {
   }
 }
 
-const apply = enqueueActions<ScopeContext, ScopeEvent | ScopeBatchEvent, any, any, any, any, any, any, ScopeNotice>(({ context, event, enqueue }) => {
-  if (event.type === "batch" && event.result && event.base === context) {
-    for (const n of event.result.notices) enqueue.emit(n);
-    if (event.result.ctx !== context) enqueue.assign(() => event.result!.ctx);
-    return;
-  }
+/**
+ * Apply an actor event (one domain event, or a batch) to a context. A batch that
+ * carries the sender's result for this very context is taken as is; anything else
+ * is folded. Shared by the machine and the transition logic, so both agree.
+ */
+export function scopeFold(context: ScopeContext, event: ScopeEvent | ScopeBatchEvent): Step {
+  if (event.type === "batch" && event.result && event.base === context) return event.result;
   let ctx = context;
-  const events = event.type === "batch" ? event.events : [event];
-  for (const e of events) {
+  const notices: ScopeNotice[] = [];
+  for (const e of event.type === "batch" ? event.events : [event]) {
     const s = scopeStep(ctx, e);
     ctx = s.ctx;
-    for (const n of s.notices) enqueue.emit(n);
+    for (const n of s.notices) notices.push(n);
   }
-  if (ctx !== context) enqueue.assign(() => ctx);
+  return { ctx, notices };
+}
+
+const apply = enqueueActions<ScopeContext, ScopeEvent | ScopeBatchEvent, any, any, any, any, any, any, ScopeNotice>(({ context, event, enqueue }) => {
+  const s = scopeFold(context, event);
+  for (const n of s.notices) enqueue.emit(n);
+  if (s.ctx !== context) enqueue.assign(() => s.ctx);
 });
 
 const breakerIs =
