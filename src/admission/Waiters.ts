@@ -26,7 +26,8 @@ export interface Waiter {
  */
 export class Waiters {
   private readonly queue = new Map<number, Waiter>();
-  private readonly perScope = new Map<string, number>();
+  /** The callers queued on each scope (their count is the set's size). */
+  private readonly perScope = new Map<string, Set<Waiter>>();
   private seq = 0;
 
   constructor(readonly max: number) {}
@@ -43,9 +44,12 @@ export class Waiters {
   blocks(scopes: readonly string[]): Waiter | undefined {
     if (this.queue.size === 0) return undefined;
     for (const s of scopes) {
-      if (this.perScope.has(s)) {
-        for (const w of this.queue.values()) if (w.queuedOn.includes(s)) return w;
-      }
+      const set = this.perScope.get(s);
+      if (!set) continue;
+      // The earliest arrival among those queued on this scope (only they are looked at, not the whole queue).
+      let first: Waiter | undefined;
+      for (const w of set) if (!first || w.seq < first.seq) first = w;
+      return first;
     }
     return undefined;
   }
@@ -58,28 +62,33 @@ export class Waiters {
   add(w: Omit<Waiter, "seq">): Waiter {
     const waiter = { ...w, seq: ++this.seq };
     this.queue.set(waiter.seq, waiter);
-    this.count(waiter.queuedOn, 1);
+    this.index(waiter, waiter.queuedOn, true);
     return waiter;
   }
 
   /** The caller is now queued on `queuedOn` (after another try, or behind others). */
   requeue(w: Waiter, queuedOn: string[]): void {
     if (!this.queue.has(w.seq)) return;
-    this.count(w.queuedOn, -1);
+    this.index(w, w.queuedOn, false);
     w.queuedOn = queuedOn;
-    this.count(queuedOn, 1);
+    this.index(w, queuedOn, true);
   }
 
   remove(w: Waiter): void {
     if (!this.queue.delete(w.seq)) return;
-    this.count(w.queuedOn, -1);
+    this.index(w, w.queuedOn, false);
   }
 
-  private count(scopes: readonly string[], by: 1 | -1): void {
+  private index(w: Waiter, scopes: readonly string[], add: boolean): void {
     for (const s of scopes) {
-      const n = (this.perScope.get(s) ?? 0) + by;
-      if (n <= 0) this.perScope.delete(s);
-      else this.perScope.set(s, n);
+      let set = this.perScope.get(s);
+      if (add) {
+        if (!set) this.perScope.set(s, (set = new Set()));
+        set.add(w);
+      } else if (set) {
+        set.delete(w);
+        if (set.size === 0) this.perScope.delete(s);
+      }
     }
   }
 
