@@ -62,7 +62,7 @@
  *   --timeout=ms         request timeout of the generators     (default 5000)
  *   --out=file           JSON results (default bench/results/latest.json; quick.json with
  *                        --quick; profile.json with --profile); the chart goes beside it (.svg)
- *   --profile            run only sluice single admissions at the highest in-flight count
+ *   --profile            run only sluice single admissions (or the series of --targets) at the highest in-flight count
  *                        under `node --cpu-prof` (.tmp/prof/), and print its top self-time functions
  *   --verbose            copy the children's stderr to ours
  *
@@ -142,7 +142,7 @@ function options(argv: string[]): Options {
   };
   const durabilityLevels = positiveInts(flagList(flags, "durability-concurrency", ["1", "64"]), "durability-concurrency");
   const known = [...allSeries(plan), ...durabilitySeries(durabilityLevels)].map((s) => s.id).concat(MEMORY_SERIES_ID);
-  const targets = profile ? ["sluice"] : flags.values.has("targets") ? flagList(flags, "targets", []) : undefined;
+  const targets = flags.values.has("targets") ? flagList(flags, "targets", []) : profile ? ["sluice"] : undefined;
   for (const t of targets ?? []) if (!known.includes(t)) throw new FlagError(`--targets: unknown series ${JSON.stringify(t)} (known: ${known.join(", ")})`);
   const defaultOut = profile ? "profile.json" : quick ? "quick.json" : "latest.json";
   return {

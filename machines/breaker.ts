@@ -67,7 +67,7 @@ export function breakerAdvance(
   }
   if (s.state === "closed") {
     const window = prune(s.window, p, now);
-    return { state: window.length === s.window.length ? s : { state: "closed", window } };
+    return { state: window === s.window ? s : { state: "closed", window } };
   }
   return { state: s };
 }
@@ -152,7 +152,9 @@ export function breakerOnOutcome(
     case "closed": {
       if (outcome === "cancelled" || outcome === "expired") return { state: s };
       const failed = isFailure(outcome, p);
-      const window = prune(s.window, p, now);
+      const pruned = prune(s.window, p, now);
+      // Changed below: never the state's own array.
+      const window = pruned === s.window ? pruned.slice() : pruned;
       const start = bucketStart(now, p);
       const last = window[window.length - 1];
       // `now` going backwards (a caller's clock step) folds into the newest slice
@@ -205,9 +207,12 @@ function bucketStart(now: number, p: BreakerPolicy): number {
 /**
  * Keep the slices that start within the last `windowMs`. The effective window is
  * thus between `windowMs - slice` and `windowMs` long, and never counts an outcome
- * older than `windowMs`. Returns a fresh array (callers mutate it).
+ * older than `windowMs`. Returns `window` itself when no slice is dropped (the
+ * common case, checked without allocating), else a fresh array.
  */
-function prune(window: readonly WindowBucket[], p: BreakerPolicy, now: number): WindowBucket[] {
+function prune<W extends readonly WindowBucket[]>(window: W, p: BreakerPolicy, now: number): W | WindowBucket[] {
   const oldest = now - p.windowMs;
+  // Slices are sorted by start: only a prefix can be too old.
+  if (window.length === 0 || window[0]!.start > oldest) return window;
   return window.filter((b) => b.start > oldest);
 }

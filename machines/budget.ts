@@ -58,8 +58,8 @@ export function budgetInit(policy: BudgetPolicy, now: number): BudgetState {
  * flight); `periodStart`/`resetAt` move to the period containing `now` (rolling
  * periods stay on the grid anchored at the old `periodStart`). Afterwards
  * `resetAt` is `null` or `> now`, so a second call at the same `now` reports
- * `reset: false`. If `now < resetAt` (or `resetAt` is `null`) the state is
- * returned unchanged (as a copy) with `reset: false`.
+ * `reset: false`. If `now < resetAt` (or `resetAt` is `null`) the same state
+ * object is returned (states are never mutated) with `reset: false`.
  *
  * @param s the current state
  * @param policy the budget policy in force
@@ -71,7 +71,7 @@ export function budgetAdvance(
   policy: BudgetPolicy,
   now: number,
 ): { state: BudgetState; reset: boolean } {
-  if (s.resetAt === null || now < s.resetAt) return { state: { ...s }, reset: false };
+  if (s.resetAt === null || now < s.resetAt) return { state: s, reset: false };
   return { state: { used: 0, reserved: s.reserved, ...period(policy, now, s.periodStart) }, reset: true };
 }
 

@@ -323,7 +323,7 @@ function eachBudget(
 ): { budgets: BudgetState[]; budgetExhausted: boolean[] } {
   if (ctx.budgets.length === 0) return { budgets: ctx.budgets, budgetExhausted: ctx.budgetExhausted };
   const budgets: BudgetState[] = [];
-  const budgetExhausted: boolean[] = [];
+  let budgetExhausted = ctx.budgetExhausted;
   for (let i = 0; i < ctx.budgets.length; i++) {
     const p = ctx.limits.budgets[i];
     const b = p ? f(ctx.budgets[i]!, p) : ctx.budgets[i]!;
@@ -332,7 +332,11 @@ function eachBudget(
     if (over && !ctx.budgetExhausted[i]) {
       notices.push({ type: "budget.exhausted", budget: i, unit: p.unit ?? "cost", used: b.used, reserved: b.reserved, limit: p.limit });
     }
-    budgetExhausted.push(over);
+    // The flags rarely change: share the array until one does.
+    if (over !== !!budgetExhausted[i]) {
+      if (budgetExhausted === ctx.budgetExhausted) budgetExhausted = budgetExhausted.slice();
+      budgetExhausted[i] = over;
+    }
   }
   return { budgets, budgetExhausted };
 }
@@ -342,9 +346,10 @@ export function scopeSettle(ctx0: ScopeContext, s: Settlement, now: number): Ste
   const adv = scopeAdvance(ctx0, now);
   const ctx = adv.ctx;
   const notices = adv.notices;
-  const buckets = { ...ctx.buckets };
+  let buckets = ctx.buckets;
   const tokenDelta = s.actual.tokens - s.estimate.tokens;
   if (tokenDelta !== 0) {
+    buckets = { ...ctx.buckets };
     for (const b of ctx.limits.buckets) {
       if (b.tokens) buckets[b.kind] = bucketAdjust(buckets[b.kind] ?? bucketInit(b, now), b, tokenDelta, now);
     }

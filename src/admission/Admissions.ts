@@ -9,7 +9,7 @@ import type { AdmitRequest, Report } from "../protocol/schemas.js";
 import type { ScopeActor, ScopeRegistry } from "../registry/ScopeRegistry.js";
 import { type JournalEntry, type UsageJournal, entryMsgID } from "../persistence/entry.js";
 import { ExpiryQueue } from "./ExpiryQueue.js";
-import { type LeaseRecord, type LeaseTombstone, LeaseTable } from "./LeaseTable.js";
+import { type LeaseRecord, type LeaseTombstone, LeaseTable, NO_SCOPES } from "./LeaseTable.js";
 import { type Waiter, Waiters } from "./Waiters.js";
 
 /** Longest retry hint for a concurrency refusal, ms: slots usually free by report long before their lease expires. */
@@ -524,6 +524,8 @@ export class Admissions {
   }
 
   private expireDueIn(now: number): void {
+    // Most calls find nothing due: skip the walk (and its generators) then.
+    if (!this.leases.anyDue(now)) return;
     let any = false;
     for (const rec of this.leases.due(now)) {
       if (this.journal) {
@@ -662,9 +664,15 @@ export class Admissions {
 
   private attempt(req: AdmitRequest, scopes: string[], now: number): Attempt {
     const demand: Demand = { tokens: req.tokens, cost: req.cost, waitMs: req.waitMs };
-    const contexts = scopes.map((s) => this.ctxOf(s));
-    const verdicts: ScopeVerdict[] = contexts.map((c, i) => scopeCheck(c, demand, now, this.hintsFor(scopes[i]!, c, now)));
-    const limits = verdicts.flatMap((v) => v.limits).sort(tightestFirst);
+    const contexts: ScopeContext[] = new Array(scopes.length);
+    const verdicts: ScopeVerdict[] = new Array(scopes.length);
+    let limits: LimitInfo[] = [];
+    for (let i = 0; i < scopes.length; i++) {
+      const c = (contexts[i] = this.ctxOf(scopes[i]!));
+      const v = (verdicts[i] = scopeCheck(c, demand, now, this.hintsFor(scopes[i]!, c, now)));
+      limits = limits.length === 0 ? v.limits : limits.concat(v.limits);
+    }
+    if (limits.length > 1) limits = limits === verdicts[0]!.limits ? limits.slice().sort(tightestFirst) : limits.sort(tightestFirst);
 
     let worst = -1;
     let worstWait: number | undefined;
@@ -697,14 +705,14 @@ export class Admissions {
 
     if (this.leases.size >= this.maxLeases) throw unavailable("too many live leases");
     const id = this.leasePrefix + (++this.leaseSeq).toString(36);
-    const held: string[] = [];
-    const probes: string[] = [];
+    let held: readonly string[] = NO_SCOPES;
+    let probes: readonly string[] = NO_SCOPES;
     let delayMs = 0;
     for (let i = 0; i < scopes.length; i++) {
       const holds = scopeHoldsSlots(contexts[i]!.limits);
-      if (holds) held.push(scopes[i]!);
+      if (holds) held = held === NO_SCOPES ? [scopes[i]!] : [...held, scopes[i]!];
       const after = this.stage(scopes[i]!, { type: "admit", demand, held: holds, now });
-      if (after.breaker?.state === "halfOpen") probes.push(scopes[i]!);
+      if (after.breaker?.state === "halfOpen") probes = probes === NO_SCOPES ? [scopes[i]!] : [...probes, scopes[i]!];
       const v = verdicts[i] as Extract<ScopeVerdict, { ok: true }>;
       if (v.delayMs > delayMs) delayMs = v.delayMs;
     }
@@ -825,16 +833,21 @@ export class Admissions {
   }
 
   private settle(rec: LeaseRecord, r: { outcome: Outcome | "expired"; actual: Usage; retryAfterMs?: number; latency?: Settlement["latency"] }, now: number): void {
+    // One settlement object per (held, probe) pair, shared by the scopes alike (events are never mutated).
+    const variants: (Settlement | undefined)[] = [undefined, undefined, undefined, undefined];
     for (const s of rec.scopes) {
-      const settlement: Settlement = {
+      const held = rec.held.includes(s);
+      const probe = rec.probes.length > 0 && rec.probes.includes(s);
+      const v = (held ? 1 : 0) + (probe ? 2 : 0);
+      const settlement: Settlement = (variants[v] ??= {
         estimate: rec.estimate,
         actual: r.actual,
         outcome: r.outcome,
         retryAfterMs: r.retryAfterMs,
-        held: rec.held.includes(s),
-        probe: rec.probes.includes(s),
+        held,
+        probe,
         latency: r.latency,
-      };
+      });
       // Most scopes of a lease (a key with only a request rate, say) have nothing to settle: skip the event.
       if (settlementMatters(this.ctxOf(s), settlement)) this.stage(s, { type: "settle", settlement, now });
     }

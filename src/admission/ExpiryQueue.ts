@@ -21,6 +21,11 @@ export class ExpiryQueue<K> {
     this.times.push(at);
   }
 
+  /** The time of the oldest key, if any. */
+  nextTime(): number | undefined {
+    return this.head < this.times.length ? this.times[this.head] : undefined;
+  }
+
   /** Remove and return, in order, every key whose time is at or before `now`. */
   *popDue(now: number): Generator<K> {
     while (this.head < this.keys.length && this.times[this.head]! <= now) {

@@ -1,5 +1,5 @@
-import { ExpiryQueue } from "./ExpiryQueue.js";
 import type { Usage } from "../../machines/scope.js";
+import { ExpiryQueue } from "./ExpiryQueue.js";
 
 /** What sluice remembers of an admitted, unreported call. */
 export interface LeaseRecord {
@@ -9,9 +9,9 @@ export interface LeaseRecord {
   /** Every scope the admission counted against. */
   scopes: string[];
   /** Scopes in which the lease holds a concurrency slot. */
-  held: string[];
+  held: readonly string[];
   /** Scopes whose breaker was half-open at admission (the lease is a probe there). */
-  probes: string[];
+  probes: readonly string[];
   estimate: Usage;
   admittedAt: number;
   expiresAt: number;
@@ -25,121 +25,232 @@ export interface LeaseTombstone {
   until: number;
 }
 
+/** No scopes: shared by every lease that holds no slot or is no probe anywhere. */
+export const NO_SCOPES: readonly string[] = Object.freeze([]);
+
 /**
- * Live leases with their expiry order (a binary min-heap), an index of the leases
- * holding slots per scope, and tombstones of settled leases.
+ * One lease, live or settled. The same object is the lease's tombstone once it is
+ * settled, so settling moves nothing between tables.
+ */
+class Entry implements LeaseTombstone {
+  /** Still holding its slots and reservations. */
+  live = true;
+  reported = false;
+  until = Number.POSITIVE_INFINITY;
+  constructor(readonly record: LeaseRecord) {}
+}
+
+/** Records in the order added, with a head index (see ExpiryQueue for why not a Map walk). */
+class Fifo<T> {
+  items: T[] = [];
+  head = 0;
+
+  get size(): number {
+    return this.items.length - this.head;
+  }
+
+  peek(): T | undefined {
+    return this.head < this.items.length ? this.items[this.head] : undefined;
+  }
+
+  push(x: T): void {
+    this.items.push(x);
+  }
+
+  shift(): T | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const x = this.items[this.head]!;
+    this.items[this.head] = undefined as T;
+    this.head++;
+    if (this.head === this.items.length) {
+      this.items = [];
+      this.head = 0;
+    } else if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return x;
+  }
+}
+
+/**
+ * Live leases and the tombstones of settled ones, in one Map by id.
+ *
+ * Expiry order: leases get `now + leaseTtlMs`, so they nearly always arrive in
+ * expiry order and wait in a FIFO (O(1) each way); one that would expire before
+ * the last queued (the TTL was lowered) goes to a min-heap beside it. Tombstones
+ * are dropped in the order buried, likewise. Per scope, the leases holding a slot
+ * there wait in a FIFO too, for the earliest expiry a refused caller is told.
  */
 export class LeaseTable {
-  private readonly live = new Map<string, LeaseRecord>();
-  private heap: LeaseRecord[] = [];
-  private readonly holding = new Map<string, Set<LeaseRecord>>();
-  private readonly tombs = new Map<string, LeaseTombstone>();
-  /** Tombstone ids in the order buried, with their time, for pruning. */
-  private readonly tombOrder = new ExpiryQueue<string>();
+  private readonly entries = new Map<string, Entry>();
+  private liveCount = 0;
+  private readonly order = new Fifo<Entry>();
+  private readonly early: Entry[] = [];
+  private readonly holding = new Map<string, Fifo<Entry>>();
+  /** Tombstones in the order buried, each with the time it was buried until. */
+  private readonly tombs = new ExpiryQueue<Entry>();
+  private tombCount = 0;
 
   constructor(private readonly maxTombstones = 1_000_000) {}
 
   /** Live leases. */
   get size(): number {
-    return this.live.size;
+    return this.liveCount;
   }
 
   get(id: string): LeaseRecord | undefined {
-    return this.live.get(id);
+    const e = this.entries.get(id);
+    return e?.live ? e.record : undefined;
   }
 
   tombstone(id: string): LeaseTombstone | undefined {
-    return this.tombs.get(id);
+    const e = this.entries.get(id);
+    return e && !e.live ? e : undefined;
   }
 
   add(rec: LeaseRecord): void {
-    this.live.set(rec.id, rec);
-    this.push(rec);
+    const prior = this.entries.get(rec.id);
+    if (prior && !prior.live) this.tombCount--;
+    else if (prior?.live) {
+      // Never with unique ids; if it were, the old entry must not expire a second time.
+      prior.live = false;
+      this.liveCount--;
+    }
+    const e = new Entry(rec);
+    this.entries.set(rec.id, e);
+    this.liveCount++;
+    const last = this.order.items[this.order.items.length - 1];
+    if (this.order.size === 0 || last === undefined || last.record.expiresAt <= rec.expiresAt) this.order.push(e);
+    else this.heapPush(e);
     for (const s of rec.held) {
-      let set = this.holding.get(s);
-      if (!set) this.holding.set(s, (set = new Set()));
-      set.add(rec);
+      let q = this.holding.get(s);
+      if (!q) this.holding.set(s, (q = new Fifo()));
+      q.push(e);
     }
   }
 
   /** Remove a live lease (reported or expired) and leave a tombstone until `until`. */
   settle(rec: LeaseRecord, reported: boolean, until: number): void {
-    if (!this.live.delete(rec.id)) return;
+    const e = this.entries.get(rec.id);
+    if (!e || !e.live || e.record !== rec) return;
+    e.live = false;
+    this.liveCount--;
     for (const s of rec.held) {
-      const set = this.holding.get(s);
-      if (set) {
-        set.delete(rec);
-        if (set.size === 0) this.holding.delete(s);
-      }
+      const q = this.holding.get(s);
+      if (!q) continue;
+      while (q.size > 0 && !q.peek()!.live) q.shift();
+      if (q.size === 0) this.holding.delete(s);
     }
-    this.bury(rec.id, { reported, record: rec, until });
+    this.entomb(e, reported, until);
   }
 
   /** Remember a settled id (also for reports of unknown leases, so their repeats count once). */
   bury(id: string, tomb: LeaseTombstone): void {
-    this.tombs.set(id, tomb);
-    this.tombOrder.push(id, tomb.until);
-    while (this.tombs.size > this.maxTombstones) {
-      const oldest = this.tombOrder.shift();
+    const prior = this.entries.get(id);
+    if (prior?.live) return;
+    let e = prior;
+    if (!e || e.record !== tomb.record) {
+      if (e) this.tombCount--;
+      e = new Entry(tomb.record);
+      e.live = false;
+      this.entries.set(id, e);
+    } else this.tombCount--;
+    this.entomb(e, tomb.reported, tomb.until);
+  }
+
+  private entomb(e: Entry, reported: boolean, until: number): void {
+    e.reported = reported;
+    e.until = until;
+    this.tombs.push(e, until);
+    this.tombCount++;
+    while (this.tombCount > this.maxTombstones) {
+      const oldest = this.tombs.shift();
       if (oldest === undefined) break;
-      this.dropTomb(oldest);
+      this.dropTomb(oldest, Number.POSITIVE_INFINITY);
     }
   }
 
-  /** Live leases whose expiry is at or before `now`, removed from the heap (still live until settled). */
+  /** Live leases whose expiry is at or before `now`, removed from the expiry order (still live until settled). */
   *due(now: number): Generator<LeaseRecord> {
-    while (this.heap.length > 0 && this.heap[0]!.expiresAt <= now) {
-      const rec = this.pop()!;
-      // A lease reported earlier has left `live`; its heap entry is stale.
-      if (this.live.get(rec.id) === rec) yield rec;
+    for (;;) {
+      const a = this.order.peek();
+      const b = this.early[0];
+      let e: Entry;
+      if (a !== undefined && a.record.expiresAt <= now && (b === undefined || a.record.expiresAt <= b.record.expiresAt)) {
+        e = this.order.shift()!;
+      } else if (b !== undefined && b.record.expiresAt <= now) {
+        e = this.heapPop()!;
+      } else return;
+      // A lease reported earlier is a tombstone now; its place in the order is stale.
+      if (e.live) yield e.record;
     }
+  }
+
+  /** Is a lease due to expire, or a tombstone to be dropped, at `now`? (Cheap: looks at the fronts only.) */
+  anyDue(now: number): boolean {
+    const next = this.nextExpiry();
+    if (next !== undefined && next <= now) return true;
+    const t = this.tombs.nextTime();
+    return t !== undefined && t <= now;
   }
 
   /** Drop tombstones past their time. */
   pruneTombstones(now: number): void {
-    for (const id of this.tombOrder.popDue(now)) this.dropTomb(id, now);
+    for (const e of this.tombs.popDue(now)) this.dropTomb(e, now);
   }
 
-  /** Forget a tombstone, unless it was buried again later (then a later queue entry stands for it). */
-  private dropTomb(id: string, now = Number.POSITIVE_INFINITY): void {
-    const t = this.tombs.get(id);
-    if (t && t.until <= now) this.tombs.delete(id);
+  /** Forget a tombstone, unless it is live again or was buried for longer since. */
+  private dropTomb(e: Entry, now: number): void {
+    if (e.live || e.until > now) return;
+    if (this.entries.get(e.record.id) === e) {
+      this.entries.delete(e.record.id);
+      this.tombCount--;
+    }
   }
 
-
-  /** The earliest expiry among leases holding a slot in `scope`. */
+  /** The expiry of the oldest live lease holding a slot in `scope` (the earliest, leases sharing one TTL). */
   earliestHeldExpiry(scope: string): number | undefined {
-    const set = this.holding.get(scope);
-    if (!set) return undefined;
+    const q = this.holding.get(scope);
+    if (!q) return undefined;
     let min: number | undefined;
-    for (const r of set) if (min === undefined || r.expiresAt < min) min = r.expiresAt;
+    for (let i = q.head; i < q.items.length; i++) {
+      const e = q.items[i]!;
+      if (!e.live) continue;
+      if (min === undefined || e.record.expiresAt < min) min = e.record.expiresAt;
+      // In TTL order the first live one is the earliest; look a little further for a lowered TTL.
+      if (i - q.head >= 16) break;
+    }
     return min;
   }
 
   /** The earliest expiry of any live lease (may be a stale entry: an upper bound on the wait). */
   nextExpiry(): number | undefined {
-    return this.heap[0]?.expiresAt;
+    const a = this.order.peek()?.record.expiresAt;
+    const b = this.early[0]?.record.expiresAt;
+    if (a === undefined) return b;
+    return b === undefined ? a : Math.min(a, b);
   }
 
   /** Every live lease. */
-  values(): IterableIterator<LeaseRecord> {
-    return this.live.values();
+  *values(): IterableIterator<LeaseRecord> {
+    for (const e of this.entries.values()) if (e.live) yield e.record;
   }
 
-  private push(rec: LeaseRecord): void {
-    const h = this.heap;
-    h.push(rec);
+  private heapPush(e: Entry): void {
+    const h = this.early;
+    h.push(e);
     let i = h.length - 1;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (h[p]!.expiresAt <= h[i]!.expiresAt) break;
+      if (h[p]!.record.expiresAt <= h[i]!.record.expiresAt) break;
       [h[p], h[i]] = [h[i]!, h[p]!];
       i = p;
     }
   }
 
-  private pop(): LeaseRecord | undefined {
-    const h = this.heap;
+  private heapPop(): Entry | undefined {
+    const h = this.early;
     if (h.length === 0) return undefined;
     const top = h[0]!;
     const last = h.pop()!;
@@ -150,8 +261,8 @@ export class LeaseTable {
         const l = 2 * i + 1;
         const r = l + 1;
         let m = i;
-        if (l < h.length && h[l]!.expiresAt < h[m]!.expiresAt) m = l;
-        if (r < h.length && h[r]!.expiresAt < h[m]!.expiresAt) m = r;
+        if (l < h.length && h[l]!.record.expiresAt < h[m]!.record.expiresAt) m = l;
+        if (r < h.length && h[r]!.record.expiresAt < h[m]!.record.expiresAt) m = r;
         if (m === i) break;
         [h[m], h[i]] = [h[i]!, h[m]!];
         i = m;

@@ -4,13 +4,12 @@
  * NATS failures as `unavailable` or `forbidden`).
  */
 import type { NatsConnection } from "@nats-io/transport-node";
+import { utf8Bytes } from "../protocol/utf8.js";
 import { SluiceClientError, fromErrorReply, fromTransportError } from "./SluiceClientError.js";
-
-const encoder = new TextEncoder();
 
 /** Send `body` (already JSON, or a value to serialise) to `subject` and return the reply's JSON. */
 export async function requestJson<T>(nc: NatsConnection, subject: string, body: unknown, timeoutMs: number): Promise<T> {
-  const payload = typeof body === "string" ? encoder.encode(body) : encoder.encode(JSON.stringify(body));
+  const payload = utf8Bytes(typeof body === "string" ? body : JSON.stringify(body));
   let msg;
   try {
     msg = await nc.request(subject, payload, { timeout: timeoutMs });

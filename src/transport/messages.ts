@@ -1,9 +1,9 @@
 import type { ServiceMsg } from "@nats-io/services";
 import { isSluiceRequestError, SluiceRequestError } from "../protocol/errors.js";
 import type { Logger } from "../log.js";
+import { utf8Bytes } from "../protocol/utf8.js";
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
-const encoder = new TextEncoder();
 
 /** Parse a message body as JSON; an empty body reads as `{}`. Throws `bad_request` / `too_large`. */
 export function decodeBody(msg: { data: Uint8Array }, maxBytes: number): unknown {
@@ -26,7 +26,7 @@ export function decodeBody(msg: { data: Uint8Array }, maxBytes: number): unknown
 /** Answer with a JSON body (no-op for a message sent without a reply subject). */
 export function replyJson(msg: ServiceMsg, value: unknown): void {
   if (!msg.reply) return;
-  msg.respond(encoder.encode(JSON.stringify(value)));
+  msg.respond(utf8Bytes(JSON.stringify(value)));
 }
 
 /**
@@ -40,5 +40,5 @@ export function replyError(msg: ServiceMsg, err: unknown, logger: Logger): void 
     logger.debug({ subject: msg.subject, code: e.code, message: e.message }, "refused a message sent without reply subject");
     return;
   }
-  msg.respondError(e.status, e.message, encoder.encode(JSON.stringify(e.toReply())));
+  msg.respondError(e.status, e.message, utf8Bytes(JSON.stringify(e.toReply())));
 }
