@@ -10,11 +10,13 @@ export const DEFAULT_PASSIVATION = {
   /** How often a sweep slice runs, ms. */
   sweepEveryMs: 100,
   /**
-   * Most actors looked at per slice (the walk resumes where it stopped): 20,000 a
-   * second in slices of a couple of milliseconds, so passivation keeps up with a
-   * flood of new keys without stalling the event loop.
+   * Most actors looked at per slice (the walk resumes where it stopped): up to
+   * 20,000 a second in slices of a couple of milliseconds, so passivation keeps up
+   * with a flood of new keys without stalling the event loop.
    */
   perSweep: 2_000,
+  /** Fewest actors looked at per slice. */
+  minPerSweep: 64,
 } as const;
 
 export interface PassivatorOptions {
@@ -34,7 +36,9 @@ export interface PassivatorOptions {
  * that holds nothing but defaults (full buckets, no usage, closed breaker) is
  * dropped; any other keeps its context as plain data and comes back from it on
  * next use. A scope with leases in flight or callers waiting is never passivated.
- * Sweeps walk the actors incrementally, a slice per tick.
+ * Sweeps walk the actors incrementally, a slice per tick, sized so that a whole
+ * pass takes about half the idle time (at most `perSweep` per slice): a scope is
+ * passivated between `idleMs` and about 1.5 × `idleMs` after its last event.
  */
 export class Passivator {
   private timer: unknown = undefined;
@@ -65,14 +69,17 @@ export class Passivator {
     this.timer = undefined;
   }
 
-  /** Look at up to `perSweep` actors and passivate the idle ones. Returns how many were passivated. */
+  /** Look at the next slice of actors and passivate the idle ones. Returns how many were passivated. */
   sweep(now = this.opts.clock.now()): number {
     const { registry } = this.opts;
     let looked = 0;
     let passivated = 0;
+    // Only as many as a whole pass per half idle time needs: a slice over thousands of
+    // actors costs a millisecond or two, and every request behind it waits that long.
+    const slice = Math.min(this.perSweep, Math.max(DEFAULT_PASSIVATION.minPerSweep, Math.ceil((registry.size * this.sweepEveryMs * 2) / this.idleMs)));
     // Map iterators are live: removing entries during the walk is safe, and the walk resumes next tick.
     this.cursor ??= registry.entries();
-    while (looked < this.perSweep) {
+    while (looked < slice) {
       const next = this.cursor.next();
       if (next.done) {
         this.cursor = undefined;

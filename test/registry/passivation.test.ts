@@ -93,3 +93,27 @@ describe("passivation - the bound on scopes counts sleeping ones too", () => {
     expect(registry.context("key:a")!.budgets[0]).toMatchObject({ used: 1, reserved: 1 });
   });
 });
+
+describe("passivation - slices sized to the idle time", () => {
+  it("looks at only as many actors per slice as a pass in half the idle time needs, and still gets to all of them", () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 23, 8));
+    const registry = new ScopeRegistry({ policy: parsePolicy({ scopes: { key: { default: { rpm: 10 } } } }), clock });
+    for (let i = 0; i < 1_000; i++) registry.get(`key:k${i}`);
+    // 1,000 actors, a pass per 30 s in slices every 100 ms: 4 per slice, so the floor of 64 applies.
+    const passivator = new Passivator({ registry, clock, idleMs: MINUTE, sweepEveryMs: 100 });
+    const later = clock.now() + 2 * MINUTE;
+    expect(passivator.sweep(later)).toBe(64);
+    expect(registry.size).toBe(936);
+    let sweeps = 1;
+    while (registry.size > 0) {
+      passivator.sweep(later);
+      sweeps++;
+    }
+    expect(sweeps).toBe(Math.ceil(1_000 / 64));
+    // Bounded above by perSweep: 5,000 actors idle after 100 ms would want 10,000 per slice.
+    const big = new ScopeRegistry({ policy: parsePolicy({ scopes: { key: { default: { rpm: 10 } } } }), clock });
+    for (let i = 0; i < 5_000; i++) big.get(`key:k${i}`);
+    const eager = new Passivator({ registry: big, clock, idleMs: 100, sweepEveryMs: 100, perSweep: 2_000 });
+    expect(eager.sweep(later)).toBe(2_000);
+  });
+});
