@@ -80,6 +80,14 @@ type Attempt =
       refused: string[];
     };
 
+/** A scope's working copy within a turn: where it started, where it is, and the events between. */
+interface Staged {
+  base: ScopeContext;
+  ctx: ScopeContext;
+  events: ScopeEvent[];
+  notices: ScopeNotice[];
+}
+
 interface Remembered {
   until: number;
   value: Decision | Promise<Decision>;
@@ -124,7 +132,7 @@ export class Admissions {
    * each actor gets its events as one (batch) event and arrives at the same
    * context, because the machine folds the same pure step.
    */
-  private readonly staged = new Map<string, { base: ScopeContext; ctx: ScopeContext; events: ScopeEvent[]; notices: ScopeNotice[] }>();
+  private readonly staged = new Map<string, Staged>();
   private depth = 0;
   /** Durable path: where reports and expiries are journaled before they are applied. */
   private readonly journal: UsageJournal | undefined;
@@ -590,20 +598,32 @@ export class Admissions {
     return { concurrencyWaitMs: Math.min(untilExpiry, CONCURRENCY_RETRY_HINT_MS) };
   }
 
+  /** This turn's working copy of `scope`, taken from its actor on first use; undefined for a scope with no live actor. */
+  private slot(scope: string): Staged | undefined {
+    let st = this.staged.get(scope);
+    if (st) return st;
+    const actor = this.registry.peek(scope);
+    if (!actor) return undefined;
+    const base = actor.getSnapshot().context;
+    st = { base, ctx: base, events: [], notices: [] };
+    this.staged.set(scope, st);
+    return st;
+  }
+
   /** The context of `scope` as this turn sees it. */
   private ctxOf(scope: string): ScopeContext {
-    const st = this.staged.get(scope);
-    return st ? st.ctx : this.actorFor(scope).getSnapshot().context;
+    return (this.slot(scope) ?? this.slotOfNew(scope)).ctx;
+  }
+
+  /** The working copy of a scope with no live actor yet: its actor is created (or revived) now. */
+  private slotOfNew(scope: string): Staged {
+    this.actorFor(scope);
+    return this.slot(scope)!;
   }
 
   /** Apply `event` to this turn's working copy of `scope`; the actor gets it at the end of the turn. */
   private stage(scope: string, event: ScopeEvent): ScopeContext {
-    let st = this.staged.get(scope);
-    if (!st) {
-      const base = this.actorFor(scope).getSnapshot().context;
-      st = { base, ctx: base, events: [], notices: [] };
-      this.staged.set(scope, st);
-    }
+    const st = this.slot(scope) ?? this.slotOfNew(scope);
     const step = scopeStep(st.ctx, event);
     st.ctx = step.ctx;
     for (const n of step.notices) st.notices.push(n);
@@ -615,6 +635,8 @@ export class Admissions {
     if (this.staged.size === 0) return;
     const changed = this.changed;
     for (const [scope, st] of this.staged) {
+      // Read this turn, not changed.
+      if (st.events.length === 0) continue;
       changed?.(scope);
       const actor = this.registry.peek(scope);
       if (!actor) continue;
@@ -657,9 +679,7 @@ export class Admissions {
   }
 
   private limitsOf(scope: string): ResolvedLimits {
-    const st = this.staged.get(scope);
-    if (st) return st.ctx.limits;
-    return this.registry.peek(scope)?.getSnapshot().context.limits ?? this.registry.limitsFor(scope);
+    return this.slot(scope)?.ctx.limits ?? this.registry.limitsFor(scope);
   }
 
   private attempt(req: AdmitRequest, scopes: string[], now: number): Attempt {
