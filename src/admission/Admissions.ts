@@ -661,7 +661,10 @@ export class Admissions {
     const max = DEFAULT_ADMISSIONS.maxScopesPerAdmission;
     for (let i = 0; i < out.length; i++) {
       // Read the limits without creating an actor: a request refused for room must leave nothing behind.
-      const parents = this.limitsOf(out[i]!).parents;
+      const st = this.slot(out[i]!);
+      // The scope's own name string: a lease keeps its scopes for its lifetime, so share, don't copy.
+      if (st) out[i] = st.ctx.scope;
+      const parents = (st ? st.ctx.limits : this.registry.limitsFor(out[i]!)).parents;
       if (!parents) continue;
       for (const kind in parents) {
         const s = `${kind}:${parents[kind]}`;
@@ -676,10 +679,6 @@ export class Admissions {
     for (const s of out) if (!this.staged.has(s) && !this.registry.peek(s) && !this.registry.isDormant(s)) fresh++;
     if (fresh > 0 && !this.registry.hasRoomFor(fresh)) throw unavailable("too many scopes (live and passivated)");
     return out;
-  }
-
-  private limitsOf(scope: string): ResolvedLimits {
-    return this.slot(scope)?.ctx.limits ?? this.registry.limitsFor(scope);
   }
 
   private attempt(req: AdmitRequest, scopes: string[], now: number): Attempt {
