@@ -3,6 +3,7 @@
  * `s.<base64url(scope)>` (KV keys allow only `[-/_=.a-zA-Z0-9]`), value
  * `{ seq, scope, ctx }`: the scope's context with every journal entry up to `seq`
  * applied. `ctx: null` marks a scope that was dropped as pristine (defaults only).
+ * Besides: `m.round` (the last complete round) and `m.policy` (the policy set at run time).
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import { type KV, Kvm } from "@nats-io/kv";
@@ -15,6 +16,21 @@ const WRITE_CONCURRENCY = 64;
 
 /** Key of the last complete round's sequence (not a scope: scope keys start `s.`). */
 const ROUND_KEY = "m.round";
+
+/** Key of the policy document set at run time (`admin.policy.set`). */
+const POLICY_KEY = "m.policy";
+
+/**
+ * A policy document set at run time, with what it replaced: `base` is the
+ * fingerprint of the policy sluice was started with then (its SLUICE_POLICY
+ * file), so a later start can tell whether that file was edited since.
+ */
+export interface StoredPolicy {
+  doc: unknown;
+  /** When it was set, ms epoch. */
+  setAt: number;
+  base: string;
+}
 
 export interface ScopeSnapshot {
   seq: number;
@@ -65,6 +81,24 @@ export class SnapshotStore {
 
   async writeRoundSeq(seq: number): Promise<void> {
     await this.kv.put(ROUND_KEY, JSON.stringify({ seq }));
+  }
+
+  /** The policy set at run time, if any (not validated: the caller parses `doc`). */
+  async loadPolicy(): Promise<StoredPolicy | undefined> {
+    const e = await this.kv.get(POLICY_KEY);
+    if (!e || e.operation !== "PUT" || e.length === 0) return undefined;
+    const v = e.json<Partial<StoredPolicy>>();
+    if (typeof v !== "object" || v === null || typeof v.setAt !== "number" || typeof v.base !== "string" || !("doc" in v)) return undefined;
+    return v as StoredPolicy;
+  }
+
+  async writePolicy(p: StoredPolicy): Promise<void> {
+    await this.kv.put(POLICY_KEY, JSON.stringify(p));
+  }
+
+  /** Forget the policy set at run time (the start policy replaced it). */
+  async clearPolicy(): Promise<void> {
+    await this.kv.delete(POLICY_KEY);
   }
 
   /** Write snapshots, a bounded number at a time; rejects on the first failure. */

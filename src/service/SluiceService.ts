@@ -7,6 +7,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { type Service, type ServiceMsg, Svcm } from "@nats-io/services";
 import { type SchedulerLike, type Subscription, asyncScheduler, map, tap } from "rxjs";
 import type { InspectionEvent } from "xstate";
+import { createHash } from "node:crypto";
 import { type PolicyDocument, parseScope } from "../../machines/policy.js";
 import { latencyOver, type ScopeNotice } from "../../machines/scope.js";
 import { type AppliedReport, Admissions } from "../admission/Admissions.js";
@@ -68,6 +69,11 @@ export interface SluiceServiceOptions {
   idleMs?: number;
 }
 
+/** Fingerprint of a policy document: a runtime policy is kept across restarts only while the start policy has this one. */
+function policyFingerprint(doc: PolicyDocument): string {
+  return createHash("sha256").update(JSON.stringify(doc)).digest("hex");
+}
+
 /**
  * What the service tells an observer (metrics, dashboards). Every method is
  * optional and is called synchronously on the decision path, so it must be
@@ -107,9 +113,14 @@ export class SluiceService {
   /** Durable state, when enabled. */
   readonly persistence?: Persistence;
   private readonly passivator: Passivator;
+  /** Fingerprint of the policy sluice was started with (see {@link restorePolicy}). */
+  private readonly policyBase: string;
+  /** Stores of runtime policies, one after another (so the last stored is the one in force). */
+  private policyWrites: Promise<unknown> = Promise.resolve();
 
   private constructor(private readonly opts: SluiceServiceOptions, persistence?: Persistence) {
     this.persistence = persistence;
+    this.policyBase = policyFingerprint(opts.policy);
     this.nc = opts.nc;
     this.prefix = opts.prefix ?? DEFAULT_CONFIG.prefix;
     this.clock = opts.clock ?? systemClock;
@@ -152,7 +163,10 @@ export class SluiceService {
   private async begin(): Promise<void> {
     const p = this.prefix;
     // State first: nothing is served before the snapshots and the journal are back in memory.
-    if (this.persistence) await this.persistence.restore(this.registry, this.admissions);
+    if (this.persistence) {
+      await this.persistence.restore(this.registry, this.admissions);
+      await this.restorePolicy(this.persistence);
+    }
     const svc = await new Svcm(this.nc).add({
       name: "sluice",
       version: SLUICE_VERSION,
@@ -176,11 +190,26 @@ export class SluiceService {
     this.serve(svc, "policy-get", `${p}.admin.policy.get`, () => this.registry.policy);
     this.serve(svc, "policy-set", `${p}.admin.policy.set`, (msg) => {
       const doc = parsePolicy(decodeBody(msg, maxBody));
-      this.registry.setPolicy(doc);
-      if (this.persistence) for (const [scope] of this.registry.entries()) this.persistence.markDirty(scope);
-      this.admissions.policyChanged();
-      this.logger.info({ kinds: Object.keys(doc.scopes) }, "policy replaced");
-      return { ok: true };
+      const persistence = this.persistence;
+      if (!persistence) {
+        this.applyPolicy(doc);
+        return { ok: true };
+      }
+      // Stored before it is applied, one after another: `ok` means it survives a restart, and
+      // the policy in force is always the one stored last.
+      const stored = { doc, setAt: this.clock.now(), base: this.policyBase };
+      const write = this.policyWrites.then(() => persistence.snapshots.writePolicy(stored));
+      this.policyWrites = write.catch(() => undefined);
+      return write.then(
+        () => {
+          this.applyPolicy(doc);
+          return { ok: true };
+        },
+        (err: unknown) => {
+          this.logger.warn({ err }, "policy not stored; the policy in force is unchanged");
+          throw unavailable(`policy not stored (${err instanceof Error ? err.message : String(err)}); the policy in force is unchanged`);
+        },
+      );
     });
     this.serve(svc, "reset", `${p}.admin.reset`, (msg) => {
       const r = parseOrThrow(resetRequestSchema, decodeBody(msg, maxAdmit));
@@ -370,6 +399,39 @@ export class SluiceService {
       out[at[j]!] = d instanceof SluiceRequestError ? d.toReply() : d;
     });
     return waiting ? Promise.all(out) : out;
+  }
+
+  private applyPolicy(doc: PolicyDocument): void {
+    this.registry.setPolicy(doc);
+    if (this.persistence) for (const [scope] of this.registry.entries()) this.persistence.markDirty(scope);
+    this.admissions.policyChanged();
+    this.logger.info({ kinds: Object.keys(doc.scopes) }, "policy replaced");
+  }
+
+  /**
+   * A policy set at run time (`admin.policy.set`) is stored with the fingerprint of the
+   * start policy it replaced. It is put back in force while the start policy is the same;
+   * once that changed (its file was edited), the start policy wins and the stored one is
+   * forgotten, so that reverting the file later does not bring it back.
+   */
+  private async restorePolicy(persistence: Persistence): Promise<void> {
+    const stored = await persistence.snapshots.loadPolicy();
+    if (!stored) return;
+    const setAt = new Date(stored.setAt).toISOString();
+    if (stored.base !== this.policyBase) {
+      this.logger.info({ setAt }, "the start policy changed since a policy was set at run time: using the start policy");
+      await persistence.snapshots.clearPolicy();
+      return;
+    }
+    let doc: PolicyDocument;
+    try {
+      doc = parsePolicy(stored.doc);
+    } catch (err) {
+      this.logger.warn({ err, setAt }, "the policy set at run time no longer validates: using the start policy");
+      return;
+    }
+    this.registry.setPolicy(doc);
+    this.logger.info({ setAt, kinds: Object.keys(doc.scopes) }, "using the policy set at run time (admin.policy.set); the start policy has not changed since");
   }
 
   private inspect(body: unknown): unknown {
