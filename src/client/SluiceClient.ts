@@ -21,7 +21,9 @@ import { type GuardOptions, type GuardReturn, type GuardedFn, guard } from "./gu
 import { type ResolvedClientOptions, type SluiceClientOptions, resolveClientOptions } from "./options.js";
 import type { ResetWhat, ScopeInspection, ScopeList } from "./replies.js";
 import { requestJson } from "./rpc.js";
-import { SluiceClientError, fromErrorReply, fromTransportError } from "./SluiceClientError.js";
+import { SluiceClientError, fromErrorReply, fromTransportError, isSluiceClientError } from "./SluiceClientError.js";
+import { sleep } from "./sleep.js";
+import { systemClock } from "../clock.js";
 import type { z } from "zod";
 
 /** A report's outcome: `ok`, `rate_limited` (upstream 429), `error`, `timeout` or `cancelled`. */
@@ -163,13 +165,28 @@ export class SluiceClient {
   report(lease: string, outcome: Outcome, extra?: ReportExtra): Promise<ReportAck>;
   report(input: ReportInput): Promise<ReportAck>;
   report(a: string | ReportInput, outcome?: Outcome, extra?: ReportExtra): Promise<ReportAck> {
-    let body;
+    let rep;
     try {
-      body = JSON.stringify(parse(reportSchema, toReport(a, outcome, extra)));
+      rep = parse(reportSchema, toReport(a, outcome, extra));
     } catch (e) {
       return Promise.reject(e);
     }
-    return requestJson<ReportAck>(this.nc, `${this.prefix}.report`, body, this.options.timeoutMs);
+    // Only a report that names its lease is counted once however often it arrives.
+    return this.sendReport(JSON.stringify(rep), rep.lease !== undefined ? this.options.reportRetries : 0);
+  }
+
+  /** Send a report, resending it up to `retries` times while the answer is `unavailable` (see `reportRetries`). */
+  private async sendReport(body: string, retries: number): Promise<ReportAck> {
+    let wait = this.options.reportRetryMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await requestJson<ReportAck>(this.nc, `${this.prefix}.report`, body, this.options.timeoutMs);
+      } catch (e) {
+        if (attempt >= retries || !isSluiceClientError(e, "unavailable") || this.nc.isClosed()) throw e;
+        await sleep(systemClock, Math.ceil(wait * (1 + Math.random() * 0.6)));
+        wait *= 2;
+      }
+    }
   }
 
   /**

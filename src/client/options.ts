@@ -32,6 +32,16 @@ export interface SluiceClientOptions {
   batchWindowMs?: number;
   /** Most admissions in one `<p>.admit.batch`, 1–1000. Default 100. */
   maxBatch?: number;
+  /**
+   * How often `report()` resends a report that names its lease when it fails with
+   * `unavailable` (sluice shutting down or its journal unavailable, a timeout, no
+   * responders). Safe: sluice counts a lease's report once, so a resend of one that
+   * did arrive comes back `duplicate`. Reports without a lease are never resent (each
+   * would count again). Default 3; 0 turns resending off.
+   */
+  reportRetries?: number;
+  /** Wait before the first resend, ms; doubled for each further one, with jitter ×[1, 1.6]. Default 100. */
+  reportRetryMs?: number;
 }
 
 /** Defaults of {@link SluiceClientOptions}. */
@@ -41,6 +51,8 @@ export const DEFAULT_CLIENT_OPTIONS = {
   batch: true,
   batchWindowMs: 0,
   maxBatch: 100,
+  reportRetries: 3,
+  reportRetryMs: 100,
 } as const satisfies Required<SluiceClientOptions>;
 
 /** Options after defaults and validation. */
@@ -58,6 +70,12 @@ const optionsSchema = z.strictObject({
     .int({ error: `expected an integer from 1 to ${MAX_BATCH}` })
     .min(1, { error: `expected an integer from 1 to ${MAX_BATCH}` })
     .max(MAX_BATCH, { error: `expected an integer from 1 to ${MAX_BATCH}` }),
+  reportRetries: z
+    .number({ error: "expected an integer from 0 to 20" })
+    .int({ error: "expected an integer from 0 to 20" })
+    .min(0, { error: "expected an integer from 0 to 20" })
+    .max(20, { error: "expected an integer from 0 to 20" }),
+  reportRetryMs: z.number({ error: "expected a non-negative number" }).min(0, { error: "expected a non-negative number" }).finite({ error: "expected a non-negative number" }),
 });
 
 /** Defaults under `opts`, validated; throws `bad_request` naming the option and its value. */

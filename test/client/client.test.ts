@@ -191,6 +191,36 @@ describe("client - errors", () => {
     expect(() => new SluiceClient(h.nc, { timeoutMs: -5 })).toThrow(SluiceClientError);
     expect(new SluiceClient(h.nc).options).toEqual(DEFAULT_CLIENT_OPTIONS);
     expect(new SluiceClient(h.nc, { timeoutMs: undefined }).options.timeoutMs).toBe(5_000);
+    expect(() => new SluiceClient(h.nc, { reportRetries: -1 })).toThrow("options.reportRetries: expected an integer from 0 to 20 (got -1)");
+  });
+
+  it("resends a report with a lease while sluice answers unavailable, and never one without a lease", async () => {
+    // A stand-in for sluice whose journal is down twice, then up.
+    const prefix = "flaky";
+    let calls = 0;
+    const sub = h.nc.subscribe(`${prefix}.report`, {
+      callback: (_err, msg: Msg) => {
+        calls++;
+        if (calls <= 2) msg.respond(JSON.stringify({ error: { code: "unavailable", message: "report not recorded: journal down" } }));
+        else msg.respond(JSON.stringify({ ok: true, status: "applied" }));
+      },
+    });
+    await h.nc.flush();
+    const client = new SluiceClient(h.nc, { prefix, reportRetryMs: 1 });
+    expect(await client.report("L-1", "ok")).toEqual({ ok: true, status: "applied" });
+    expect(calls).toBe(3);
+
+    // Without a lease each arrival would count again: sent once, the error goes to the caller.
+    calls = 0;
+    await expect(client.report({ key: "k", model: "m", outcome: "ok", cost: 1 })).rejects.toMatchObject({ code: "unavailable" });
+    expect(calls).toBe(1);
+
+    // The resends are bounded by reportRetries.
+    calls = -10;
+    const patient = new SluiceClient(h.nc, { prefix, reportRetryMs: 1, reportRetries: 2 });
+    await expect(patient.report("L-2", "ok")).rejects.toMatchObject({ code: "unavailable" });
+    expect(calls).toBe(-7);
+    sub.unsubscribe();
   });
 });
 
