@@ -7,7 +7,7 @@ import type { Decision, DecisionEvent, ReportAck } from "../protocol/decision.js
 import { SluiceRequestError, badRequest, unavailable } from "../protocol/errors.js";
 import type { AdmitRequest, Report } from "../protocol/schemas.js";
 import type { ScopeActor, ScopeRegistry } from "../registry/ScopeRegistry.js";
-import { type JournalEntry, type UsageJournal, entryMsgID } from "../persistence/entry.js";
+import { type JournalEntry, type LogEntry, type ResetEntry, type UsageJournal, entryMsgID } from "../persistence/entry.js";
 import { ExpiryQueue } from "./ExpiryQueue.js";
 import { type LeaseRecord, type LeaseTombstone, LeaseTable, NO_SCOPES } from "./LeaseTable.js";
 import { type Waiter, Waiters } from "./Waiters.js";
@@ -363,8 +363,8 @@ export class Admissions {
   }
 
   /** A replayed entry with a lease: remember it, so that a repeat of its report counts once (and a late one the difference). */
-  restoreTombstone(e: JournalEntry): void {
-    if (e.lease === undefined) return;
+  restoreTombstone(e: LogEntry): void {
+    if (e.type !== "use" || e.lease === undefined) return;
     const now = this.clock.now();
     const prior = this.leases.tombstone(e.lease);
     if (prior?.reported) return;
@@ -514,9 +514,39 @@ export class Admissions {
   }
 
   /** An operator reset of one scope. */
-  reset(scope: string, what: ResetWhat): void {
+  reset(scope: string, what: ResetWhat): void | Promise<void> {
+    const now = this.clock.now();
+    if (!this.journal) return this.applyReset(scope, what, now);
+    // Journaled first, like usage: replay puts it between the same reports as it was applied.
+    if (this.closed) throw unavailable("sluice is shutting down");
+    if (this.pending >= this.maxPendingAppends) throw unavailable("too many entries waiting for the journal");
+    const entry: ResetEntry = { v: 1, ts: now, type: "reset", scopes: [scope], what };
+    this.pending++;
+    const release = () => {
+      this.pending--;
+      if (this.pending === 0) this.drained?.();
+    };
+    return this.journal.append(entry, undefined).then(
+      (ack) => {
+        try {
+          if (!ack.duplicate && ack.seq > this.lastAppliedSeq) this.lastAppliedSeq = ack.seq;
+          // At the journaled time, as replay will.
+          this.applyReset(scope, what, entry.ts);
+        } finally {
+          release();
+        }
+      },
+      (err: unknown) => {
+        release();
+        throw unavailable(`reset not recorded: ${describe(err)}`);
+      },
+    );
+  }
+
+  private applyReset(scope: string, what: ResetWhat, now: number): void {
     this.turn(() => {
-      if (this.registry.peek(scope)) this.stage(scope, { type: "reset", what, now: this.clock.now() });
+      // A passivated scope is woken to be reset; one never seen has nothing to reset.
+      if (this.registry.peek(scope) || this.registry.isDormant(scope)) this.stage(scope, { type: "reset", what, now });
       this.processWaiters();
     });
   }

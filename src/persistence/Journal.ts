@@ -1,6 +1,7 @@
 /**
  * The usage journal: a JetStream stream of {@link JournalEntry} messages, one per
- * report or lease expiry, written before the usage is applied in memory.
+ * report or lease expiry, written before the usage is applied in memory, and of
+ * {@link ResetEntry} messages, one per operator reset (on `<p>.journal.admin.<scope>`).
  *
  * Subjects are `<p>.journal.<encodeSubjectToken(key)>`: one subject per API key, so
  * that a deployment partitioned by key can replay one key's partition alone
@@ -21,7 +22,7 @@ import {
 } from "@nats-io/jetstream";
 import type { Logger } from "../log.js";
 import { encodeSubjectToken } from "../protocol/subjectToken.js";
-import { type JournalEntry, type UsageJournal, parseEntry } from "./entry.js";
+import { type LogEntry, type UsageJournal, parseEntry } from "./entry.js";
 
 /** Defaults of {@link JournalOptions}. */
 export const DEFAULT_JOURNAL = {
@@ -99,8 +100,9 @@ export class Journal implements UsageJournal {
     return `${this.opts.prefix}.journal.${t}`;
   }
 
-  async append(entry: JournalEntry, msgID: string | undefined): Promise<{ seq: number; duplicate: boolean }> {
-    const ack = await this.js.publish(this.subjectOf(entry.key), JSON.stringify(entry), msgID !== undefined ? { msgID } : undefined);
+  async append(entry: LogEntry, msgID: string | undefined): Promise<{ seq: number; duplicate: boolean }> {
+    const subject = entry.type === "reset" ? `${this.opts.prefix}.journal.admin.${encodeSubjectToken(entry.scopes[0])}` : this.subjectOf(entry.key);
+    const ack = await this.js.publish(subject, JSON.stringify(entry), msgID !== undefined ? { msgID } : undefined);
     return { seq: ack.seq, duplicate: ack.duplicate };
   }
 
@@ -114,7 +116,7 @@ export class Journal implements UsageJournal {
    * Read the entries with sequence `from`..`to` in order (an ordered consumer), calling
    * `onEntry` for each. Returns how many were read. Messages that are not entries are skipped.
    */
-  async replay(from: number, to: number, onEntry: (seq: number, entry: JournalEntry) => void): Promise<number> {
+  async replay(from: number, to: number, onEntry: (seq: number, entry: LogEntry) => void): Promise<number> {
     if (to < from || to === 0) return 0;
     const consumer = await this.js.consumers.get(this.stream, {
       deliver_policy: DeliverPolicy.StartSequence,
@@ -125,7 +127,7 @@ export class Journal implements UsageJournal {
     try {
       for await (const m of msgs) {
         if (m.seq > to) break;
-        let entry: JournalEntry | undefined;
+        let entry: LogEntry | undefined;
         try {
           entry = parseEntry(m.json());
         } catch {

@@ -6,7 +6,7 @@
 import { type ScopeContext, scopeInit } from "../../machines/scope.js";
 import { scopeStep } from "../../machines/scopeMachine.js";
 import type { ScopeRegistry } from "../registry/ScopeRegistry.js";
-import type { JournalEntry } from "./entry.js";
+import type { LogEntry } from "./entry.js";
 import type { ScopeSnapshot } from "./SnapshotStore.js";
 
 /**
@@ -60,11 +60,12 @@ export class Restorer {
   }
 
   /** Apply one entry (sequence `seq`) to each of its scopes whose snapshot predates it. */
-  apply(seq: number, e: JournalEntry): void {
+  apply(seq: number, e: LogEntry): void {
     for (const scope of e.scopes) {
       if (seq <= Math.max(this.seqOf.get(scope) ?? 0, this.roundSeq)) continue;
       const ctx = this.registry.dormantContext(scope) ?? scopeInit(scope, this.registry.limitsFor(scope), e.ts);
-      this.registry.setDormant(scope, scopeStep(ctx, { type: "use", usage: e.usage, now: e.ts }).ctx);
+      const event = e.type === "reset" ? { type: "reset" as const, what: e.what, now: e.ts } : { type: "use" as const, usage: e.usage, now: e.ts };
+      this.registry.setDormant(scope, scopeStep(ctx, event).ctx);
       this.touched.add(scope);
     }
   }

@@ -213,9 +213,13 @@ export class SluiceService {
     });
     this.serve(svc, "reset", `${p}.admin.reset`, (msg) => {
       const r = parseOrThrow(resetRequestSchema, decodeBody(msg, maxAdmit));
-      this.admissions.reset(r.scope, r.what);
-      this.logger.info({ scope: r.scope, what: r.what }, "scope reset");
-      return { ok: true };
+      const done = () => {
+        this.logger.info({ scope: r.scope, what: r.what }, "scope reset");
+        return { ok: true };
+      };
+      // With persistence: answered once journaled and applied.
+      const applied = this.admissions.reset(r.scope, r.what);
+      return applied instanceof Promise ? applied.then(done) : done();
     });
 
     this.subs.push(this.admissions.decisions.subscribe((ev) => this.publishDecision(ev)));

@@ -5,7 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { ManualClock } from "../../src/clock.js";
 import { Admissions } from "../../src/admission/Admissions.js";
-import type { JournalEntry, UsageJournal } from "../../src/persistence/entry.js";
+import type { JournalEntry, LogEntry, UsageJournal } from "../../src/persistence/entry.js";
 import { Restorer, withoutInFlight } from "../../src/persistence/restore.js";
 import type { ScopeSnapshot } from "../../src/persistence/SnapshotStore.js";
 import { parsePolicy } from "../../src/protocol/policySchema.js";
@@ -24,13 +24,13 @@ const POLICY = {
 
 /** A journal whose appends wait until the test acknowledges (or fails) them, with JetStream's msgID dedupe. */
 class FakeJournal implements UsageJournal {
-  readonly stored: { seq: number; entry: JournalEntry }[] = [];
+  readonly stored: { seq: number; entry: LogEntry }[] = [];
   private readonly ids = new Map<string, number>();
-  private waiting: { entry: JournalEntry; msgID?: string; resolve: (a: { seq: number; duplicate: boolean }) => void; reject: (e: Error) => void }[] = [];
+  private waiting: { entry: LogEntry; msgID?: string; resolve: (a: { seq: number; duplicate: boolean }) => void; reject: (e: Error) => void }[] = [];
   get inFlight(): number {
     return this.waiting.length;
   }
-  append(entry: JournalEntry, msgID: string | undefined) {
+  append(entry: LogEntry, msgID: string | undefined) {
     return new Promise<{ seq: number; duplicate: boolean }>((resolve, reject) => this.waiting.push({ entry: structuredClone(entry), msgID, resolve, reject }));
   }
   /** Store and acknowledge the first `n` (default all) appends, in order. */
@@ -162,7 +162,7 @@ describe("durable report path", () => {
     s.journal.ack();
     expect(await late).toEqual({ ok: true, status: "late" });
     expect(s.used("team:t")).toBe(5);
-    expect(s.journal.stored.map((e) => [e.entry.status, e.entry.usage.cost])).toEqual([
+    expect(s.journal.stored.map((e) => [(e.entry as JournalEntry).status, (e.entry as JournalEntry).usage.cost])).toEqual([
       ["expired", 2],
       ["expired", 2],
       ["late", 1],
@@ -241,6 +241,52 @@ describe("restore: snapshots and replay", () => {
     restorer.apply(21, e(1));
     expect(registry.dormantContext("team:t")!.budgets[0]).toMatchObject({ used: 11, reserved: 0 });
     expect([...restorer.touched]).toEqual(["team:t"]);
+  });
+
+  it("an operator reset is journaled before it is applied, and replays between the same reports", async () => {
+    const s = setup();
+    const lease = s.admit("a", 5);
+    const applied = s.report({ lease, outcome: "ok", cost: 5 });
+    s.journal.ack();
+    await applied;
+    expect(s.used("team:t")).toBe(5);
+
+    const reset = s.admissions.reset("team:t", "usage");
+    expect(reset).toBeInstanceOf(Promise);
+    // Not applied before the journal has it.
+    expect(s.used("team:t")).toBe(5);
+    s.journal.ack();
+    await reset;
+    expect(s.used("team:t")).toBe(0);
+    expect(s.journal.stored.map((e) => e.entry.type)).toEqual(["use", "reset"]);
+
+    // A failed append is answered unavailable and resets nothing.
+    const lease2 = s.admit("a", 2);
+    const p2 = s.report({ lease: lease2, outcome: "ok", cost: 2 });
+    s.journal.ack();
+    await p2;
+    const failed = s.admissions.reset("team:t", "usage") as Promise<void>;
+    s.journal.failAll();
+    await expect(failed).rejects.toMatchObject({ code: "unavailable", message: expect.stringMatching(/^reset not recorded/) });
+    expect(s.used("team:t")).toBe(2);
+
+    // Replayed onto a fresh registry: the same usage, reset included.
+    const registry = new ScopeRegistry({ policy: parsePolicy(POLICY), clock: s.clock });
+    const restorer = new Restorer(registry);
+    for (const { seq, entry } of s.journal.stored) restorer.apply(seq, entry);
+    expect(registry.dormantContext("team:t")!.budgets[0]!.used).toBe(2);
+  });
+
+  it("a reset wakes a passivated scope rather than missing it", () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 23, 9));
+    const registry = new ScopeRegistry({ policy: parsePolicy(POLICY), clock });
+    const admissions = new Admissions({ registry, clock, random: () => 0 });
+    const d = admissions.admit(admitRequestSchema.parse({ key: "a", model: "m", cost: 7 })) as { lease: string };
+    admissions.report(reportSchema.parse({ lease: d.lease, outcome: "ok", cost: 7 }));
+    registry.remove("team:t", true);
+    expect(registry.dormantContext("team:t")!.budgets[0]!.used).toBe(7);
+    expect(admissions.reset("team:t", "usage")).toBeUndefined();
+    expect(registry.context("team:t")!.budgets[0]!.used).toBe(0);
   });
 
   it("withoutInFlight zeroes held and every budget's reservation, whatever the budget shape", () => {
