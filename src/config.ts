@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import { credsAuthenticator, type NodeConnectionOptions } from "@nats-io/transport-node";
 import { z } from "zod";
+import { stateNames } from "./persistence/stateNames.js";
 import { DEFAULT_MAX_SCOPES } from "./registry/ScopeRegistry.js";
 
 /** Defaults, with units in their names. */
@@ -34,8 +35,9 @@ const envSchema = z.object({
   SLUICE_HTTP_PORT: z.coerce.number().int().min(0).max(65535).optional(),
   SLUICE_INSPECT: z.enum(["ws", "nats"]).optional(),
   SLUICE_PERSIST: z.enum(["on", "off", "auto"]).default("auto"),
-  SLUICE_JOURNAL_STREAM: z.string().regex(/^[A-Za-z0-9_-]+$/, { error: "expected a stream name ([A-Za-z0-9_-])" }).default("SLUICE_JOURNAL"),
-  SLUICE_STATE_BUCKET: z.string().regex(/^[A-Za-z0-9_-]+$/, { error: "expected a bucket name ([A-Za-z0-9_-])" }).default("SLUICE_STATE"),
+  // Defaults depend on the prefix (stateNames).
+  SLUICE_JOURNAL_STREAM: z.string().regex(/^[A-Za-z0-9_-]+$/, { error: "expected a stream name ([A-Za-z0-9_-])" }).optional(),
+  SLUICE_STATE_BUCKET: z.string().regex(/^[A-Za-z0-9_-]+$/, { error: "expected a bucket name ([A-Za-z0-9_-])" }).optional(),
   SLUICE_SNAPSHOT_MS: z.coerce.number().int().min(10).default(5_000),
   SLUICE_JOURNAL_MAX_AGE_MS: z.coerce.number().int().min(1_000).default(7 * 24 * 3600_000),
   SLUICE_JOURNAL_DUPLICATE_WINDOW_MS: z.coerce.number().int().min(100).default(2 * 60_000),
@@ -130,8 +132,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SluiceConfig {
       e.SLUICE_PERSIST === "off"
         ? undefined
         : {
-            journalStream: e.SLUICE_JOURNAL_STREAM,
-            stateBucket: e.SLUICE_STATE_BUCKET,
+            journalStream: e.SLUICE_JOURNAL_STREAM ?? stateNames(e.SLUICE_PREFIX).journalStream,
+            stateBucket: e.SLUICE_STATE_BUCKET ?? stateNames(e.SLUICE_PREFIX).stateBucket,
             snapshotMs: e.SLUICE_SNAPSHOT_MS,
             maxAgeMs: e.SLUICE_JOURNAL_MAX_AGE_MS,
             duplicateWindowMs: e.SLUICE_JOURNAL_DUPLICATE_WINDOW_MS,

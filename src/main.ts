@@ -48,8 +48,6 @@ async function main(): Promise<void> {
       if (isSluiceRequestError(e)) fail(`SLUICE_POLICY=${config.policyFile}: ${e.message}`, 2);
       throw e;
     }
-  } else {
-    logger.warn("no SLUICE_POLICY: running with no limits; set one or use admin.policy.set");
   }
 
   let local;
@@ -101,6 +99,10 @@ async function main(): Promise<void> {
   }
   if (service.persistence) {
     logger.info({ stream: service.persistence.journal.stream, bucket: service.persistence.snapshots.bucket }, "durable state: journal and snapshots in JetStream");
+  }
+  // Said after the start: a policy set at run time may have been restored in its place.
+  if (!config.policyFile && service.registry.policy === policy) {
+    logger.warn("no SLUICE_POLICY: running with no limits; set one or use admin.policy.set");
   }
 
   let http: SluiceHttpServer | undefined;

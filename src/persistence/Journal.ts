@@ -74,7 +74,10 @@ export class Journal implements UsageJournal {
     try {
       const info = await this.jsm.streams.info(this.stream);
       if (!info.config.subjects?.includes(subjects[0]!)) {
-        this.opts.logger?.warn({ stream: this.stream, subjects: info.config.subjects }, "journal stream exists with other subjects");
+        // Every append would fail (no stream takes the subject): say so at start, not on every report.
+        throw new Error(
+          `journal stream ${this.stream} exists for ${JSON.stringify(info.config.subjects ?? [])}, not ${subjects[0]}: it belongs to another prefix; set SLUICE_JOURNAL_STREAM (and SLUICE_STATE_BUCKET) to names of this prefix's own`,
+        );
       }
       return;
     } catch (err) {

@@ -9,13 +9,14 @@ import { type Logger, silentLogger } from "../log.js";
 import type { ScopeRegistry } from "../registry/ScopeRegistry.js";
 import { Journal } from "./Journal.js";
 import { Restorer } from "./restore.js";
-import { DEFAULT_STATE_BUCKET, type ScopeSnapshot, SnapshotStore } from "./SnapshotStore.js";
+import { type ScopeSnapshot, SnapshotStore } from "./SnapshotStore.js";
+import { stateNames } from "./stateNames.js";
 
 /** Settings of persistence (all optional). */
 export interface PersistenceOptions {
-  /** Journal stream name. Default `SLUICE_JOURNAL`. */
+  /** Journal stream name. Default from the prefix (`SLUICE_JOURNAL` for `sluice`; see stateNames). */
   journalStream?: string;
-  /** Snapshot KV bucket. Default `SLUICE_STATE`. */
+  /** Snapshot KV bucket. Default from the prefix (`SLUICE_STATE` for `sluice`; see stateNames). */
   stateBucket?: string;
   /** Snapshot interval, ms. Default 5000. */
   snapshotMs?: number;
@@ -64,12 +65,12 @@ export class Persistence {
   static async open(nc: NatsConnection, prefix: string, opts: PersistenceOptions = {}, logger: Logger = silentLogger): Promise<Persistence> {
     const journal = await Journal.open({
       nc, prefix, logger,
-      stream: opts.journalStream,
+      stream: opts.journalStream ?? stateNames(prefix).journalStream,
       maxAgeMs: opts.maxAgeMs,
       duplicateWindowMs: opts.duplicateWindowMs,
       timeoutMs: opts.timeoutMs,
     });
-    const snapshots = await SnapshotStore.open(nc, opts.stateBucket ?? DEFAULT_STATE_BUCKET);
+    const snapshots = await SnapshotStore.open(nc, opts.stateBucket ?? stateNames(prefix).stateBucket);
     return new Persistence(journal, snapshots, opts, logger);
   }
 
