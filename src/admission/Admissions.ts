@@ -9,7 +9,7 @@ import type { AdmitRequest, Report } from "../protocol/schemas.js";
 import type { ScopeActor, ScopeRegistry } from "../registry/ScopeRegistry.js";
 import { type JournalEntry, type LogEntry, type ResetEntry, type UsageJournal, entryMsgID } from "../persistence/entry.js";
 import { ExpiryQueue } from "./ExpiryQueue.js";
-import { type LeaseRecord, type LeaseTombstone, LeaseTable, NO_SCOPES } from "./LeaseTable.js";
+import { Lease, type LeaseRecord, type LeaseTombstone, LeaseTable, NO_SCOPES } from "./LeaseTable.js";
 import { type Waiter, Waiters } from "./Waiters.js";
 
 /** Longest retry hint for a concurrency refusal, ms: slots usually free by report long before their lease expires. */
@@ -765,11 +765,7 @@ export class Admissions {
       const v = verdicts[i] as Extract<ScopeVerdict, { ok: true }>;
       if (v.delayMs > delayMs) delayMs = v.delayMs;
     }
-    this.leases.add({
-      id, key: req.key, model: req.model, scopes, held, probes,
-      estimate: { tokens: req.tokens, cost: req.cost, requests: 1 },
-      admittedAt: now, expiresAt: now + this.leaseTtlMs,
-    });
+    this.leases.add(new Lease(id, req.key, req.model, scopes, held, probes, { tokens: req.tokens, cost: req.cost, requests: 1 }, now, now + this.leaseTtlMs));
     this.armExpiry();
     return { admitted: true, decision: { decision: "admit", reason: "ok", lease: id, delayMs, limits } };
   }

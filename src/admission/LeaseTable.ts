@@ -29,16 +29,38 @@ export interface LeaseTombstone {
 export const NO_SCOPES: readonly string[] = Object.freeze([]);
 
 /**
- * One lease, live or settled. The same object is the lease's tombstone once it is
- * settled, so settling moves nothing between tables.
+ * One lease, live or settled: its record, and (once settled) its tombstone, in one
+ * object, so that a lease costs one allocation and settling moves nothing.
+ * Build leases with this class; a plain {@link LeaseRecord} given to the table is copied into one.
  */
-class Entry implements LeaseTombstone {
+export class Lease implements LeaseRecord, LeaseTombstone {
   /** Still holding its slots and reservations. */
   live = true;
   reported = false;
   until = Number.POSITIVE_INFINITY;
-  constructor(readonly record: LeaseRecord) {}
+  constructor(
+    readonly id: string,
+    readonly key: string,
+    readonly model: string,
+    readonly scopes: string[],
+    readonly held: readonly string[],
+    readonly probes: readonly string[],
+    readonly estimate: Usage,
+    readonly admittedAt: number,
+    readonly expiresAt: number,
+  ) {}
+
+  static of(r: LeaseRecord): Lease {
+    return r instanceof Lease ? r : new Lease(r.id, r.key, r.model, r.scopes, r.held, r.probes, r.estimate, r.admittedAt, r.expiresAt);
+  }
+
+  /** As a tombstone: the record is the lease itself. */
+  get record(): LeaseRecord {
+    return this;
+  }
 }
+
+type Entry = Lease;
 
 /** Records in the order added, with a head index (see ExpiryQueue for why not a Map walk). */
 class Fifo<T> {
@@ -101,7 +123,7 @@ export class LeaseTable {
 
   get(id: string): LeaseRecord | undefined {
     const e = this.entries.get(id);
-    return e?.live ? e.record : undefined;
+    return e?.live ? e : undefined;
   }
 
   tombstone(id: string): LeaseTombstone | undefined {
@@ -110,20 +132,20 @@ export class LeaseTable {
   }
 
   add(rec: LeaseRecord): void {
-    const prior = this.entries.get(rec.id);
-    if (prior && !prior.live) this.tombCount--;
-    else if (prior?.live) {
-      // Never with unique ids; if it were, the old entry must not expire a second time.
+    const e = Lease.of(rec);
+    const prior = this.entries.get(e.id);
+    if (prior === e) return;
+    if (prior?.live) {
+      // Never with unique ids; if it were, the old lease must not expire a second time.
       prior.live = false;
       this.liveCount--;
-    }
-    const e = new Entry(rec);
-    this.entries.set(rec.id, e);
+    } else if (prior) this.tombCount--;
+    this.entries.set(e.id, e);
     this.liveCount++;
     const last = this.order.items[this.order.items.length - 1];
-    if (this.order.size === 0 || last === undefined || last.record.expiresAt <= rec.expiresAt) this.order.push(e);
+    if (this.order.size === 0 || last === undefined || last.expiresAt <= e.expiresAt) this.order.push(e);
     else this.heapPush(e);
-    for (const s of rec.held) {
+    for (const s of e.held) {
       let q = this.holding.get(s);
       if (!q) this.holding.set(s, (q = new Fifo()));
       q.push(e);
@@ -133,7 +155,7 @@ export class LeaseTable {
   /** Remove a live lease (reported or expired) and leave a tombstone until `until`. */
   settle(rec: LeaseRecord, reported: boolean, until: number): void {
     const e = this.entries.get(rec.id);
-    if (!e || !e.live || e.record !== rec) return;
+    if (!e || !e.live || e !== rec) return;
     e.live = false;
     this.liveCount--;
     for (const s of rec.held) {
@@ -149,13 +171,18 @@ export class LeaseTable {
   bury(id: string, tomb: LeaseTombstone): void {
     const prior = this.entries.get(id);
     if (prior?.live) return;
-    let e = prior;
-    if (!e || e.record !== tomb.record) {
-      if (e) this.tombCount--;
-      e = new Entry(tomb.record);
+    let e: Lease;
+    if (prior !== undefined && prior === tomb.record) {
+      // Buried again (a late report): the same lease, a later time.
+      e = prior;
+      this.tombCount--;
+    } else {
+      if (prior) this.tombCount--;
+      const r = tomb.record;
+      e = new Lease(id, r.key, r.model, r.scopes, r.held, r.probes, r.estimate, r.admittedAt, r.expiresAt);
       e.live = false;
       this.entries.set(id, e);
-    } else this.tombCount--;
+    }
     this.entomb(e, tomb.reported, tomb.until);
   }
 
@@ -177,13 +204,13 @@ export class LeaseTable {
       const a = this.order.peek();
       const b = this.early[0];
       let e: Entry;
-      if (a !== undefined && a.record.expiresAt <= now && (b === undefined || a.record.expiresAt <= b.record.expiresAt)) {
+      if (a !== undefined && a.expiresAt <= now && (b === undefined || a.expiresAt <= b.expiresAt)) {
         e = this.order.shift()!;
-      } else if (b !== undefined && b.record.expiresAt <= now) {
+      } else if (b !== undefined && b.expiresAt <= now) {
         e = this.heapPop()!;
       } else return;
       // A lease reported earlier is a tombstone now; its place in the order is stale.
-      if (e.live) yield e.record;
+      if (e.live) yield e;
     }
   }
 
@@ -203,8 +230,8 @@ export class LeaseTable {
   /** Forget a tombstone, unless it is live again or was buried for longer since. */
   private dropTomb(e: Entry, now: number): void {
     if (e.live || e.until > now) return;
-    if (this.entries.get(e.record.id) === e) {
-      this.entries.delete(e.record.id);
+    if (this.entries.get(e.id) === e) {
+      this.entries.delete(e.id);
       this.tombCount--;
     }
   }
@@ -217,7 +244,7 @@ export class LeaseTable {
     for (let i = q.head; i < q.items.length; i++) {
       const e = q.items[i]!;
       if (!e.live) continue;
-      if (min === undefined || e.record.expiresAt < min) min = e.record.expiresAt;
+      if (min === undefined || e.expiresAt < min) min = e.expiresAt;
       // In TTL order the first live one is the earliest; look a little further for a lowered TTL.
       if (i - q.head >= 16) break;
     }
@@ -226,15 +253,15 @@ export class LeaseTable {
 
   /** The earliest expiry of any live lease (may be a stale entry: an upper bound on the wait). */
   nextExpiry(): number | undefined {
-    const a = this.order.peek()?.record.expiresAt;
-    const b = this.early[0]?.record.expiresAt;
+    const a = this.order.peek()?.expiresAt;
+    const b = this.early[0]?.expiresAt;
     if (a === undefined) return b;
     return b === undefined ? a : Math.min(a, b);
   }
 
   /** Every live lease. */
   *values(): IterableIterator<LeaseRecord> {
-    for (const e of this.entries.values()) if (e.live) yield e.record;
+    for (const e of this.entries.values()) if (e.live) yield e;
   }
 
   private heapPush(e: Entry): void {
@@ -243,7 +270,7 @@ export class LeaseTable {
     let i = h.length - 1;
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (h[p]!.record.expiresAt <= h[i]!.record.expiresAt) break;
+      if (h[p]!.expiresAt <= h[i]!.expiresAt) break;
       [h[p], h[i]] = [h[i]!, h[p]!];
       i = p;
     }
@@ -261,8 +288,8 @@ export class LeaseTable {
         const l = 2 * i + 1;
         const r = l + 1;
         let m = i;
-        if (l < h.length && h[l]!.record.expiresAt < h[m]!.record.expiresAt) m = l;
-        if (r < h.length && h[r]!.record.expiresAt < h[m]!.record.expiresAt) m = r;
+        if (l < h.length && h[l]!.expiresAt < h[m]!.expiresAt) m = l;
+        if (r < h.length && h[r]!.expiresAt < h[m]!.expiresAt) m = r;
         if (m === i) break;
         [h[m], h[i]] = [h[i]!, h[m]!];
         i = m;
