@@ -11,8 +11,9 @@ export const DEFAULT_PASSIVATION = {
   sweepEveryMs: 100,
   /**
    * Most actors looked at per slice (the walk resumes where it stopped): up to
-   * 20,000 a second in slices of a couple of milliseconds, so passivation keeps up
-   * with a flood of new keys without stalling the event loop.
+   * 20,000 a second in slices of well under a millisecond when nothing is idle
+   * (0.17 ms for 2,000 in a probe; more when many are passivated), so passivation
+   * keeps up with a flood of new keys without stalling the event loop.
    */
   perSweep: 2_000,
   /** Fewest actors looked at per slice. */
@@ -74,8 +75,8 @@ export class Passivator {
     const { registry } = this.opts;
     let looked = 0;
     let passivated = 0;
-    // Only as many as a whole pass per half idle time needs: a slice over thousands of
-    // actors costs a millisecond or two, and every request behind it waits that long.
+    // Only as many as a whole pass per half idle time needs: every request arriving during
+    // a slice waits for it, and walking thousands of actors for nothing is wasted time.
     const slice = Math.min(this.perSweep, Math.max(DEFAULT_PASSIVATION.minPerSweep, Math.ceil((registry.size * this.sweepEveryMs * 2) / this.idleMs)));
     // Map iterators are live: removing entries during the walk is safe, and the walk resumes next tick.
     this.cursor ??= registry.entries();
