@@ -19,7 +19,7 @@
  *      at 1 and 64 in flight with SLUICE_PERSIST=on (journal in JetStream) and
  *      =off, and plain publishes of reports, each against a sluice of its own;
  *   8. memory with many keys (bench/lib/memory.ts): 1,000,000 distinct keys
- *      (50,000 with --quick) through a sluice of its own (persistence off,
+ *      (30,000 with --quick) through a sluice of its own (persistence off,
  *      SLUICE_IDLE_MS=3000): peak RSS (/proc), heap and live actors (its
  *      /metrics), full-GC heap through its inspector (bench/heapprobe.ts),
  *      bytes per live actor and per passivated key. If that sluice dies (out
@@ -39,12 +39,12 @@
  * Flags:
  *   --quick              CI smoke: 1 and 64 in flight, batches and client at 64,
  *                        1 run, short durations (well under a minute)
- *   --duration=ms        measured time per run over the network (default 4000; quick 1000)
- *   --inproc-duration=ms measured time per in-process run     (default 2000; quick 700)
- *   --warmup=ms          unmeasured lead-in per run            (default 1000; quick 300)
+ *   --duration=ms        measured time per run over the network (default 4000; quick 800)
+ *   --inproc-duration=ms measured time per in-process run     (default 2000; quick 500)
+ *   --warmup=ms          unmeasured lead-in per run            (default 1000; quick 200)
  *   --runs=n             runs per measurement                  (default 3; quick 1)
  *   --prime=ms           one unmeasured load per network series before the first
- *                        run, so that scopes exist and the JIT is warm (default 2000; quick 500)
+ *                        run, so that scopes exist and the JIT is warm (default 2000; quick 300)
  *   --concurrency=list   in-flight counts                      (default 1,16,64,256; quick 1,64)
  *   --batch-concurrency=list  in-flight counts of the batch series (default: --concurrency; quick 64)
  *   --chunks=list        requests per turn in process          (default 1,32)
@@ -55,9 +55,9 @@
  *   --durability-concurrency=list  in-flight counts of the acked reports (default 1,64)
  *   --durability-reports=n reports per run at the highest in-flight count (default 30000;
  *                        quick 3000); at 1 in flight a tenth of it; published: at most 9000
- *   --memory-keys=n      distinct keys of the memory series (default 1000000; quick 50000)
+ *   --memory-keys=n      distinct keys of the memory series (default 1000000; quick 30000)
  *   --memory-concurrency=n  admit.batch messages in flight there (default 8)
- *   --memory-idle=ms     SLUICE_IDLE_MS of its sluice (default 3000)
+ *   --memory-idle=ms     SLUICE_IDLE_MS of its sluice (default 3000; quick 2000)
  *   --memory-tail=ms     longest wait for the keys to be passivated after the drive (default 240000; quick 20000)
  *   --timeout=ms         request timeout of the generators     (default 5000)
  *   --out=file           JSON results (default bench/results/latest.json; quick.json with
@@ -147,11 +147,11 @@ function options(argv: string[]): Options {
   const defaultOut = profile ? "profile.json" : quick ? "quick.json" : "latest.json";
   return {
     quick,
-    durationMs: flagInt(flags, "duration", quick ? 1000 : 4000, 100),
-    inprocDurationMs: flagInt(flags, "inproc-duration", quick ? 700 : 2000, 100),
-    warmupMs: flagInt(flags, "warmup", quick ? 300 : 1000),
+    durationMs: flagInt(flags, "duration", quick ? 800 : 4000, 100),
+    inprocDurationMs: flagInt(flags, "inproc-duration", quick ? 500 : 2000, 100),
+    warmupMs: flagInt(flags, "warmup", quick ? 200 : 1000),
     runs: flagInt(flags, "runs", quick || profile ? 1 : 3, 1),
-    primeMs: flagInt(flags, "prime", quick ? 500 : 2000),
+    primeMs: flagInt(flags, "prime", quick ? 300 : 2000),
     plan,
     targets,
     timeoutMs: flagInt(flags, "timeout", 5000, 1),
@@ -160,9 +160,9 @@ function options(argv: string[]): Options {
     verbose: flagBool(flags, "verbose"),
     durabilityLevels,
     durabilityReports: flagInt(flags, "durability-reports", quick ? 3000 : 30_000, 10),
-    memoryKeys: flagInt(flags, "memory-keys", quick ? 50_000 : 1_000_000, 1),
+    memoryKeys: flagInt(flags, "memory-keys", quick ? 30_000 : 1_000_000, 1),
     memoryConcurrency: flagInt(flags, "memory-concurrency", 8, 1),
-    memoryIdleMs: flagInt(flags, "memory-idle", 3000, 1),
+    memoryIdleMs: flagInt(flags, "memory-idle", quick ? 2000 : 3000, 1),
     memoryTailMs: flagInt(flags, "memory-tail", quick ? 12_000 : 240_000, 0),
   };
 }
