@@ -119,6 +119,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SluiceConfig {
     }
     natsOptions.tls = { caFile: e.NATS_TLS_CA, certFile: e.NATS_TLS_CERT, keyFile: e.NATS_TLS_KEY };
   }
+  const names = stateNames(e.SLUICE_PREFIX);
   return {
     natsUrl: e.NATS_URL,
     natsOptions,
@@ -132,8 +133,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SluiceConfig {
       e.SLUICE_PERSIST === "off"
         ? undefined
         : {
-            journalStream: e.SLUICE_JOURNAL_STREAM ?? stateNames(e.SLUICE_PREFIX).journalStream,
-            stateBucket: e.SLUICE_STATE_BUCKET ?? stateNames(e.SLUICE_PREFIX).stateBucket,
+            journalStream: e.SLUICE_JOURNAL_STREAM ?? names.journalStream,
+            stateBucket: e.SLUICE_STATE_BUCKET ?? names.stateBucket,
             snapshotMs: e.SLUICE_SNAPSHOT_MS,
             maxAgeMs: e.SLUICE_JOURNAL_MAX_AGE_MS,
             duplicateWindowMs: e.SLUICE_JOURNAL_DUPLICATE_WINDOW_MS,

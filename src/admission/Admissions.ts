@@ -412,7 +412,6 @@ export class Admissions {
     if (lease !== undefined) this.locked.set(lease, new Promise<void>((resolve) => (unlock = resolve)));
     // Runs in the same callback as the apply (or the failure), so that whatever comes next sees the outcome.
     const release = () => {
-      this.pending--;
       if (lease !== undefined) {
         this.locked.delete(lease);
         unlock();
@@ -422,7 +421,7 @@ export class Admissions {
           if (rec && !this.closed) this.journalExpiry(rec);
         }
       }
-      if (this.pending === 0) this.drained?.();
+      this.appendDone();
     };
     return journal.append(plan.entry, msgID).then(
       (ack) => {
@@ -448,6 +447,12 @@ export class Admissions {
     );
   }
 
+  /** An append (of `pending`) is over, stored or not. */
+  private appendDone(): void {
+    this.pending--;
+    if (this.pending === 0) this.drained?.();
+  }
+
   /** Resolves when no append is in flight. */
   settled(): Promise<void> {
     if (this.pending === 0) return Promise.resolve();
@@ -469,10 +474,9 @@ export class Admissions {
     let unlock: () => void = () => {};
     this.locked.set(rec.id, new Promise<void>((resolve) => (unlock = resolve)));
     const release = () => {
-      this.pending--;
       this.locked.delete(rec.id);
       unlock();
-      if (this.pending === 0) this.drained?.();
+      this.appendDone();
     };
     void journal.append(entry, msgID).then(
       (ack) => {
@@ -522,10 +526,6 @@ export class Admissions {
     if (this.pending >= this.maxPendingAppends) throw unavailable("too many entries waiting for the journal");
     const entry: ResetEntry = { v: 1, ts: now, type: "reset", scopes: [scope], what };
     this.pending++;
-    const release = () => {
-      this.pending--;
-      if (this.pending === 0) this.drained?.();
-    };
     return this.journal.append(entry, undefined).then(
       (ack) => {
         try {
@@ -533,11 +533,11 @@ export class Admissions {
           // At the journaled time, as replay will.
           this.applyReset(scope, what, entry.ts);
         } finally {
-          release();
+          this.appendDone();
         }
       },
       (err: unknown) => {
-        release();
+        this.appendDone();
         throw unavailable(`reset not recorded: ${describe(err)}`);
       },
     );
@@ -715,13 +715,13 @@ export class Admissions {
     const demand: Demand = { tokens: req.tokens, cost: req.cost, waitMs: req.waitMs };
     const contexts: ScopeContext[] = new Array(scopes.length);
     const verdicts: ScopeVerdict[] = new Array(scopes.length);
-    let limits: LimitInfo[] = [];
+    const limits: LimitInfo[] = [];
     for (let i = 0; i < scopes.length; i++) {
       const c = (contexts[i] = this.ctxOf(scopes[i]!));
       const v = (verdicts[i] = scopeCheck(c, demand, now, this.hintsFor(scopes[i]!, c, now)));
-      limits = limits.length === 0 ? v.limits : limits.concat(v.limits);
+      for (const l of v.limits) limits.push(l);
     }
-    if (limits.length > 1) limits = limits === verdicts[0]!.limits ? limits.slice().sort(tightestFirst) : limits.sort(tightestFirst);
+    limits.sort(tightestFirst);
 
     let worst = -1;
     let worstWait: number | undefined;

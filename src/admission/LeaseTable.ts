@@ -1,5 +1,7 @@
 import type { Usage } from "../../machines/scope.js";
 import { ExpiryQueue } from "./ExpiryQueue.js";
+import { Fifo } from "./Fifo.js";
+import { MinHeap } from "./MinHeap.js";
 
 /** What sluice remembers of an admitted, unreported call. */
 export interface LeaseRecord {
@@ -62,39 +64,6 @@ export class Lease implements LeaseRecord, LeaseTombstone {
 
 type Entry = Lease;
 
-/** Records in the order added, with a head index (see ExpiryQueue for why not a Map walk). */
-class Fifo<T> {
-  items: T[] = [];
-  head = 0;
-
-  get size(): number {
-    return this.items.length - this.head;
-  }
-
-  peek(): T | undefined {
-    return this.head < this.items.length ? this.items[this.head] : undefined;
-  }
-
-  push(x: T): void {
-    this.items.push(x);
-  }
-
-  shift(): T | undefined {
-    if (this.head >= this.items.length) return undefined;
-    const x = this.items[this.head]!;
-    this.items[this.head] = undefined as T;
-    this.head++;
-    if (this.head === this.items.length) {
-      this.items = [];
-      this.head = 0;
-    } else if (this.head > 1024 && this.head * 2 > this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
-    return x;
-  }
-}
-
 /**
  * Live leases and the tombstones of settled ones, in one Map by id.
  *
@@ -108,7 +77,7 @@ export class LeaseTable {
   private readonly entries = new Map<string, Entry>();
   private liveCount = 0;
   private readonly order = new Fifo<Entry>();
-  private readonly early: Entry[] = [];
+  private readonly early = new MinHeap<Entry>((a, b) => a.expiresAt < b.expiresAt);
   private readonly holding = new Map<string, Fifo<Entry>>();
   /** Tombstones in the order buried, each with the time it was buried until. */
   private readonly tombs = new ExpiryQueue<Entry>();
@@ -142,9 +111,9 @@ export class LeaseTable {
     } else if (prior) this.tombCount--;
     this.entries.set(e.id, e);
     this.liveCount++;
-    const last = this.order.items[this.order.items.length - 1];
-    if (this.order.size === 0 || last === undefined || last.expiresAt <= e.expiresAt) this.order.push(e);
-    else this.heapPush(e);
+    const last = this.order.last();
+    if (last === undefined || last.expiresAt <= e.expiresAt) this.order.push(e);
+    else this.early.push(e);
     for (const s of e.held) {
       let q = this.holding.get(s);
       if (!q) this.holding.set(s, (q = new Fifo()));
@@ -202,12 +171,12 @@ export class LeaseTable {
   *due(now: number): Generator<LeaseRecord> {
     for (;;) {
       const a = this.order.peek();
-      const b = this.early[0];
+      const b = this.early.peek();
       let e: Entry;
       if (a !== undefined && a.expiresAt <= now && (b === undefined || a.expiresAt <= b.expiresAt)) {
         e = this.order.shift()!;
       } else if (b !== undefined && b.expiresAt <= now) {
-        e = this.heapPop()!;
+        e = this.early.pop()!;
       } else return;
       // A lease reported earlier is a tombstone now; its place in the order is stale.
       if (e.live) yield e;
@@ -241,12 +210,11 @@ export class LeaseTable {
     const q = this.holding.get(scope);
     if (!q) return undefined;
     let min: number | undefined;
-    for (let i = q.head; i < q.items.length; i++) {
-      const e = q.items[i]!;
-      if (!e.live) continue;
-      if (min === undefined || e.expiresAt < min) min = e.expiresAt;
+    let looked = 0;
+    for (const e of q) {
+      if (e.live && (min === undefined || e.expiresAt < min)) min = e.expiresAt;
       // In TTL order the first live one is the earliest; look a little further for a lowered TTL.
-      if (i - q.head >= 16) break;
+      if (++looked > 16) break;
     }
     return min;
   }
@@ -254,7 +222,7 @@ export class LeaseTable {
   /** The earliest expiry of any live lease (may be a stale entry: an upper bound on the wait). */
   nextExpiry(): number | undefined {
     const a = this.order.peek()?.expiresAt;
-    const b = this.early[0]?.expiresAt;
+    const b = this.early.peek()?.expiresAt;
     if (a === undefined) return b;
     return b === undefined ? a : Math.min(a, b);
   }
@@ -262,39 +230,5 @@ export class LeaseTable {
   /** Every live lease. */
   *values(): IterableIterator<LeaseRecord> {
     for (const e of this.entries.values()) if (e.live) yield e;
-  }
-
-  private heapPush(e: Entry): void {
-    const h = this.early;
-    h.push(e);
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (h[p]!.expiresAt <= h[i]!.expiresAt) break;
-      [h[p], h[i]] = [h[i]!, h[p]!];
-      i = p;
-    }
-  }
-
-  private heapPop(): Entry | undefined {
-    const h = this.early;
-    if (h.length === 0) return undefined;
-    const top = h[0]!;
-    const last = h.pop()!;
-    if (h.length > 0) {
-      h[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < h.length && h[l]!.expiresAt < h[m]!.expiresAt) m = l;
-        if (r < h.length && h[r]!.expiresAt < h[m]!.expiresAt) m = r;
-        if (m === i) break;
-        [h[m], h[i]] = [h[i]!, h[m]!];
-        i = m;
-      }
-    }
-    return top;
   }
 }

@@ -6,26 +6,16 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type NatsServerHandle, startNatsServer } from "../helpers/natsServer.js";
+import { describe, expect, it } from "vitest";
+import { useNatsServer } from "../helpers/natsFixture.js";
 import { runSluice, until } from "./harness.js";
 
-let server: NatsServerHandle;
-let nc: NatsConnection;
-beforeAll(async () => {
-  server = await startNatsServer({ jetstream: true });
-  nc = await connect({ servers: server.url });
-});
-afterAll(async () => {
-  await nc?.close();
-  await server?.stop();
-});
+const nats = useNatsServer({ jetstream: true });
 
 const policy = (rpm: number) => ({ scopes: { key: { default: { rpm } } } });
 
 async function policyInForce(prefix: string): Promise<unknown> {
-  return (await nc.request(`${prefix}.admin.policy.get`, "", { timeout: 2_000 })).json();
+  return (await nats.nc.request(`${prefix}.admin.policy.get`, "", { timeout: 2_000 })).json();
 }
 
 describe("durability - the policy set at run time", () => {
@@ -33,7 +23,7 @@ describe("durability - the policy set at run time", () => {
     const prefix = "pol";
     const file = join(mkdtempSync(join(tmpdir(), "sluice-policy-")), "policy.json");
     writeFileSync(file, JSON.stringify(policy(60)));
-    const env = { NATS_URL: server.url, SLUICE_PREFIX: prefix, SLUICE_POLICY: file, SLUICE_PERSIST: "on" };
+    const env = { NATS_URL: nats.server.url, SLUICE_PREFIX: prefix, SLUICE_POLICY: file, SLUICE_PERSIST: "on" };
     const start = async () => {
       const s = runSluice(env);
       await until(() => s.out().includes("sluice is serving"), 15_000);
@@ -46,7 +36,7 @@ describe("durability - the policy set at run time", () => {
 
     const first = await start();
     expect(await policyInForce(prefix)).toEqual(policy(60));
-    const ack = (await nc.request(`${prefix}.admin.policy.set`, JSON.stringify(policy(5)), { timeout: 5_000 })).json();
+    const ack = (await nats.nc.request(`${prefix}.admin.policy.set`, JSON.stringify(policy(5)), { timeout: 5_000 })).json();
     expect(ack).toEqual({ ok: true });
     expect(await policyInForce(prefix)).toEqual(policy(5));
     await stop(first);

@@ -13,58 +13,13 @@ import { parsePolicy } from "../../src/protocol/policySchema.js";
 import { admitRequestSchema, reportSchema, type AdmitRequestInput, type ReportInput } from "../../src/protocol/schemas.js";
 
 import { mulberry32 } from "../helpers/prng.js";
+import { MinHeap } from "../../src/admission/MinHeap.js";
 export { mulberry32 };
 
 interface SimEvent {
   at: number;
   seq: number;
   fn: () => void;
-}
-
-/** Binary min-heap of events by (time, insertion order). */
-class EventQueue {
-  private heap: SimEvent[] = [];
-
-  get size(): number {
-    return this.heap.length;
-  }
-
-  peek(): SimEvent | undefined {
-    return this.heap[0];
-  }
-
-  push(e: SimEvent): void {
-    const h = this.heap;
-    h.push(e);
-    let i = h.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (!before(h[i]!, h[p]!)) break;
-      [h[i], h[p]] = [h[p]!, h[i]!];
-      i = p;
-    }
-  }
-
-  pop(): SimEvent | undefined {
-    const h = this.heap;
-    const top = h[0];
-    const last = h.pop();
-    if (h.length > 0 && last) {
-      h[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < h.length && before(h[l]!, h[m]!)) m = l;
-        if (r < h.length && before(h[r]!, h[m]!)) m = r;
-        if (m === i) break;
-        [h[i], h[m]] = [h[m]!, h[i]!];
-        i = m;
-      }
-    }
-    return top;
-  }
 }
 
 function before(a: SimEvent, b: SimEvent): boolean {
@@ -76,7 +31,8 @@ export class Sim {
   readonly clock = new ManualClock();
   readonly start = this.clock.now();
   readonly random: () => number;
-  private readonly queue = new EventQueue();
+  /** Events by (time, insertion order). */
+  private readonly queue = new MinHeap<SimEvent>(before);
   private seq = 0;
   /** Events run so far. */
   events = 0;
