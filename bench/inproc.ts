@@ -32,7 +32,7 @@ import { ScopeRegistry } from "../src/registry/ScopeRegistry.js";
 import { FlagError, flagInt, flagString, parseFlags, rejectUnknown } from "./lib/cli.js";
 import { type PeerItem, memoryLimiters, peerCheck, peerItems } from "./lib/peer.js";
 import { PlainBuckets } from "./lib/plainBucket.js";
-import { INPROC_MODES, type LoadResult } from "./lib/result.js";
+import { INPROC_MODES, type LoadResult, latencyFigures } from "./lib/result.js";
 import { DEFAULT_WORKLOAD, RATES, admitBody, benchPolicy } from "./lib/workload.js";
 
 /** Admitted and refused in one turn. */
@@ -173,7 +173,6 @@ async function main(): Promise<void> {
   engine.close();
 
   const seconds = durationMs / 1000;
-  const ms = (ns: number): number => Math.round(ns) / 1e6;
   const result: LoadResult = {
     mode: mode as LoadResult["mode"],
     subject: engine.what,
@@ -183,12 +182,7 @@ async function main(): Promise<void> {
     count: turnsInWindow,
     rps: turnsInWindow / seconds,
     ops: (inWindow.admitted + inWindow.rejected) / seconds,
-    p50: ms(hist.getValueAtPercentile(50)),
-    p90: ms(hist.getValueAtPercentile(90)),
-    p99: ms(hist.getValueAtPercentile(99)),
-    p999: ms(hist.getValueAtPercentile(99.9)),
-    max: ms(hist.maxValue),
-    mean: ms(hist.mean),
+    ...latencyFigures(hist, 1e6),
     errors: inWindow.errors,
     timeouts: 0,
     errorReplies: inWindow.errors,

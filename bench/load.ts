@@ -29,7 +29,7 @@ import hdr from "hdr-histogram-js";
 import { connect, type Msg, type NatsConnection } from "@nats-io/transport-node";
 import { FlagError, flagInt, flagString, parseFlags, rejectUnknown } from "./lib/cli.js";
 import { peerCheck, peerItems, redisLimiters } from "./lib/peer.js";
-import { LOAD_MODES, type LoadMode, type LoadResult } from "./lib/result.js";
+import { LOAD_MODES, type LoadMode, type LoadResult, latencyFigures } from "./lib/result.js";
 import { DEFAULT_WORKLOAD, admitBody, admitPayloads, batchPayloads, type AdmitBody } from "./lib/workload.js";
 
 /** Admitted and refused decisions of one call. */
@@ -216,7 +216,6 @@ async function main(): Promise<void> {
   await driver.close();
 
   const seconds = durationMs / 1000;
-  const ms = (us: number): number => Math.round(us) / 1000;
   const result: LoadResult = {
     mode: mode as LoadMode,
     subject: driver.subject,
@@ -226,12 +225,7 @@ async function main(): Promise<void> {
     count,
     rps: count / seconds,
     ops: (count * driver.opsPerRequest) / seconds,
-    p50: ms(hist.getValueAtPercentile(50)),
-    p90: ms(hist.getValueAtPercentile(90)),
-    p99: ms(hist.getValueAtPercentile(99)),
-    p999: ms(hist.getValueAtPercentile(99.9)),
-    max: ms(hist.maxValue),
-    mean: ms(hist.mean),
+    ...latencyFigures(hist, 1000),
     errors,
     timeouts,
     errorReplies,

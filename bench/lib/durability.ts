@@ -21,7 +21,7 @@ export const MAX_PUBLISH_BURST = 9_000;
 import { performance } from "node:perf_hooks";
 import hdr from "hdr-histogram-js";
 import { connect, type NatsConnection } from "@nats-io/transport-node";
-import type { LoadResult } from "./result.js";
+import { type LoadResult, latencyFigures } from "./result.js";
 import { scrape, sumOf } from "./scrape.js";
 import type { SluiceTarget } from "./targets.js";
 
@@ -70,8 +70,6 @@ export async function obtainLeases(nc: NatsConnection, prefix: string, n: number
 const reportBody = (lease: string): Uint8Array => enc.encode(JSON.stringify({ lease, outcome: "ok", tokens: 120, cost: 0.0012, latencyMs: 50 }));
 
 function result(mode: LoadResult["mode"], subject: string, concurrency: number, count: number, elapsedMs: number, hist: ReturnType<typeof hdr.build> | undefined, extra: Partial<LoadResult>): LoadResult {
-  const ms = (us: number): number => Math.round(us) / 1000;
-  const pct = (p: number): number => (hist ? ms(hist.getValueAtPercentile(p)) : Number.NaN);
   return {
     mode,
     subject,
@@ -81,12 +79,7 @@ function result(mode: LoadResult["mode"], subject: string, concurrency: number, 
     count,
     rps: count / (elapsedMs / 1000),
     ops: count / (elapsedMs / 1000),
-    p50: pct(50),
-    p90: pct(90),
-    p99: pct(99),
-    p999: pct(99.9),
-    max: hist ? ms(hist.maxValue) : Number.NaN,
-    mean: hist ? ms(hist.mean) : Number.NaN,
+    ...latencyFigures(hist, 1000),
     errors: 0,
     timeouts: 0,
     errorReplies: 0,

@@ -2,6 +2,7 @@
  * What a load generator (bench/load.ts) or an in-process run (bench/inproc.ts)
  * prints: one JSON line, read by the orchestrator.
  */
+import type { Histogram } from "hdr-histogram-js";
 
 /** Modes of bench/load.ts (separate process, calls over the network). */
 export const LOAD_MODES = ["echo", "admit", "batch", "client", "rlf-redis"] as const;
@@ -44,3 +45,16 @@ export interface LoadResult {
   firstError?: string;
 }
 
+
+/** The latency figures of a {@link LoadResult}. */
+export type LatencyFigures = Pick<LoadResult, "p50" | "p90" | "p99" | "p999" | "max" | "mean">;
+
+/**
+ * Latency figures in ms from a histogram recorded in units of `1 / unitsPerMs` ms
+ * (1000: microseconds, 1e6: nanoseconds); all NaN without a histogram.
+ */
+export function latencyFigures(hist: Histogram | undefined, unitsPerMs: number): LatencyFigures {
+  const ms = (v: number): number => (hist ? Math.round(v) / unitsPerMs : Number.NaN);
+  const pct = (p: number): number => ms(hist ? hist.getValueAtPercentile(p) : Number.NaN);
+  return { p50: pct(50), p90: pct(90), p99: pct(99), p999: pct(99.9), max: ms(hist?.maxValue ?? Number.NaN), mean: ms(hist?.mean ?? Number.NaN) };
+}

@@ -4,32 +4,22 @@
  * acknowledged reports (the unacknowledged ones are resent once it serves again:
  * each counts once, thanks to the journal's message ids and the replayed tombstones).
  */
-import { connect, type NatsConnection } from "@nats-io/transport-node";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type NatsServerHandle, startNatsServer } from "../helpers/natsServer.js";
+import { describe, expect, it } from "vitest";
+import { useNatsServer } from "../helpers/natsFixture.js";
 import { KEYS, expectedUsage, resendUnacked, runSluice, sleep, teamOf, until, usedOf, workload, writePolicy } from "./harness.js";
 
-let server: NatsServerHandle;
-let nc: NatsConnection;
-beforeAll(async () => {
-  server = await startNatsServer({ jetstream: true });
-  nc = await connect({ servers: server.url });
-});
-afterAll(async () => {
-  await nc?.close();
-  await server?.stop();
-});
+const nats = useNatsServer({ jetstream: true });
 
 const SCOPES = [...KEYS.map((k) => `key:${k}`), ...new Set(KEYS.map((k) => `team:${teamOf(k)}`))];
 
 describe("durability - kill -9 under load", () => {
   it("keeps every acknowledged report across a crash, and counts resent ones once", { timeout: 90_000 }, async () => {
     const prefix = "crash";
-    const env = { NATS_URL: server.url, SLUICE_PREFIX: prefix, SLUICE_POLICY: writePolicy(), SLUICE_SNAPSHOT_MS: "200", SLUICE_PERSIST: "on" };
+    const env = { NATS_URL: nats.server.url, SLUICE_PREFIX: prefix, SLUICE_POLICY: writePolicy(), SLUICE_SNAPSHOT_MS: "200", SLUICE_PERSIST: "on" };
     const first = runSluice(env);
     await until(() => first.out().includes("sluice is serving"));
 
-    const load = workload(nc, prefix, 16);
+    const load = workload(nats.nc, prefix, 16);
     const t0 = Date.now();
     await sleep(2_000);
     const ackedBeforeKill = load.acked;
@@ -46,13 +36,13 @@ describe("durability - kill -9 under load", () => {
     console.log(restoreLine);
     expect(restoreLine).toBeDefined();
 
-    const resent = await resendUnacked(nc, prefix, load.reports);
+    const resent = await resendUnacked(nats.nc, prefix, load.reports);
     expect(load.reports.every((r) => r.acked)).toBe(true);
     console.log(`resent ${resent} unacknowledged reports`);
 
     const expected = expectedUsage(load.reports);
     for (const scope of SCOPES) {
-      const { used, reserved } = await usedOf(nc, prefix, scope);
+      const { used, reserved } = await usedOf(nats.nc, prefix, scope);
       expect({ scope, used }).toEqual({ scope, used: expected.get(scope) ?? 0 });
       expect(reserved).toBe(0);
     }
@@ -62,7 +52,7 @@ describe("durability - kill -9 under load", () => {
     expect(await second.exit).toBe(0);
     const third = runSluice(env);
     await until(() => third.out().includes("sluice is serving"));
-    for (const scope of SCOPES) expect((await usedOf(nc, prefix, scope)).used).toBe(expected.get(scope) ?? 0);
+    for (const scope of SCOPES) expect((await usedOf(nats.nc, prefix, scope)).used).toBe(expected.get(scope) ?? 0);
     third.child.kill("SIGTERM");
     expect(await third.exit).toBe(0);
   });
