@@ -102,7 +102,7 @@ export function breakerCheck(
  * (`inFlight + 1`). Closed counts nothing here: only reported outcomes count.
  */
 export function breakerOnAdmit(s: BreakerState, _p: BreakerPolicy, _now: number): BreakerState {
-  if (s.state === "halfOpen") return { ...s, inFlight: s.inFlight + 1 };
+  if (s.state === "halfOpen") return { state: "halfOpen", inFlight: s.inFlight + 1, succeeded: s.succeeded };
   return s;
 }
 
@@ -138,7 +138,7 @@ export function breakerOnOutcome(
     case "halfOpen": {
       if (!wasProbe) return { state: s };
       const inFlight = Math.max(0, s.inFlight - 1);
-      if (outcome === "cancelled") return { state: { ...s, inFlight } };
+      if (outcome === "cancelled") return { state: { state: "halfOpen", inFlight, succeeded: s.succeeded } };
       if (outcome === "ok") {
         const succeeded = s.succeeded + 1;
         if (succeeded >= p.probes) return { state: breakerInit(), transition: "closed" };
@@ -146,7 +146,7 @@ export function breakerOnOutcome(
       }
       // With countRateLimited false a 429 is not a health failure, so it neither
       // reopens nor proves the upstream healthy: the probe slot is just freed.
-      if (outcome === "rate_limited" && p.countRateLimited === false) return { state: { ...s, inFlight } };
+      if (outcome === "rate_limited" && p.countRateLimited === false) return { state: { state: "halfOpen", inFlight, succeeded: s.succeeded } };
       return { state: open(p, now), transition: "opened" };
     }
     case "closed": {
@@ -160,7 +160,7 @@ export function breakerOnOutcome(
       // `now` going backwards (a caller's clock step) folds into the newest slice
       // rather than reordering the window, which stays sorted by `start`.
       if (last !== undefined && last.start >= start) {
-        window[window.length - 1] = { ...last, total: last.total + 1, failures: last.failures + (failed ? 1 : 0) };
+        window[window.length - 1] = { start: last.start, total: last.total + 1, failures: last.failures + (failed ? 1 : 0) };
       } else {
         window.push({ start, total: 1, failures: failed ? 1 : 0 });
       }

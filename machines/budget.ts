@@ -35,9 +35,17 @@ export interface Usage {
 }
 
 /** Start and end of the period containing `now`, anchored at `previousStart` for rolling periods. */
-function period(policy: BudgetPolicy, now: number, previousStart?: number): Pick<BudgetState, "periodStart" | "resetAt"> {
+function inPeriod(used: number, reserved: number, policy: BudgetPolicy, now: number, previousStart?: number): BudgetState {
   const periodStart = currentPeriodStart(policy, now, previousStart);
-  return { periodStart, resetAt: nextReset(policy, periodStart) };
+  return budgetState(used, reserved, periodStart, nextReset(policy, periodStart));
+}
+
+/**
+ * A budget state written out field by field: V8 builds `{ ...s, reserved }` on a slow path
+ * (several times the cost of a literal), and these run on every admission and settlement.
+ */
+function budgetState(used: number, reserved: number, periodStart: number, resetAt: number | null): BudgetState {
+  return { used, reserved, periodStart, resetAt };
 }
 
 /**
@@ -49,7 +57,7 @@ function period(policy: BudgetPolicy, now: number, previousStart?: number): Pick
  * @param now ms since the epoch
  */
 export function budgetInit(policy: BudgetPolicy, now: number): BudgetState {
-  return { used: 0, reserved: 0, ...period(policy, now) };
+  return inPeriod(0, 0, policy, now);
 }
 
 /**
@@ -72,7 +80,7 @@ export function budgetAdvance(
   now: number,
 ): { state: BudgetState; reset: boolean } {
   if (s.resetAt === null || now < s.resetAt) return { state: s, reset: false };
-  return { state: { used: 0, reserved: s.reserved, ...period(policy, now, s.periodStart) }, reset: true };
+  return { state: inPeriod(0, s.reserved, policy, now, s.periodStart), reset: true };
 }
 
 /**
@@ -135,7 +143,7 @@ export function budgetCheck(
  * @param amount the estimate, in the budget's unit
  */
 export function budgetReserve(s: BudgetState, amount: number): BudgetState {
-  return { ...s, reserved: s.reserved + amount };
+  return budgetState(s.used, s.reserved + amount, s.periodStart, s.resetAt);
 }
 
 /**
@@ -147,7 +155,7 @@ export function budgetReserve(s: BudgetState, amount: number): BudgetState {
  * @param actualAmount the reported usage, in the budget's unit
  */
 export function budgetSettle(s: BudgetState, reservedAmount: number, actualAmount: number): BudgetState {
-  return { ...s, reserved: Math.max(0, s.reserved - reservedAmount), used: s.used + actualAmount };
+  return budgetState(s.used + actualAmount, Math.max(0, s.reserved - reservedAmount), s.periodStart, s.resetAt);
 }
 
 /**
@@ -158,7 +166,7 @@ export function budgetSettle(s: BudgetState, reservedAmount: number, actualAmoun
  * @param amount the usage, in the budget's unit
  */
 export function budgetUse(s: BudgetState, amount: number): BudgetState {
-  return { ...s, used: s.used + amount };
+  return budgetState(s.used + amount, s.reserved, s.periodStart, s.resetAt);
 }
 
 /**
@@ -188,9 +196,9 @@ export function budgetRebase(s: BudgetState, policy: BudgetPolicy, now: number):
   // budgets accept any start (k = 0 of a grid anchored at it).
   const aligned = currentPeriodStart(policy, s.periodStart, s.periodStart) === s.periodStart;
   const resetAt = nextReset(policy, s.periodStart);
-  if (aligned && resetAt === s.resetAt) return { ...s };
-  if (aligned && (resetAt === null || now < resetAt)) return { ...s, resetAt };
-  return { used: s.used, reserved: s.reserved, ...period(policy, now, s.periodStart) };
+  if (aligned && resetAt === s.resetAt) return budgetState(s.used, s.reserved, s.periodStart, s.resetAt);
+  if (aligned && (resetAt === null || now < resetAt)) return budgetState(s.used, s.reserved, s.periodStart, resetAt);
+  return inPeriod(s.used, s.reserved, policy, now, s.periodStart);
 }
 
 /**
@@ -203,5 +211,5 @@ export function budgetRebase(s: BudgetState, policy: BudgetPolicy, now: number):
  * @param now ms since the epoch
  */
 export function budgetResetUsage(s: BudgetState, policy: BudgetPolicy, now: number): BudgetState {
-  return { used: 0, reserved: s.reserved, ...period(policy, now) };
+  return inPeriod(0, s.reserved, policy, now);
 }

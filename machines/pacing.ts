@@ -74,14 +74,14 @@ export function pacingOnOutcome(
       if (s.intervalMs === 0) return { state: s, changed: false };
       const okStreak = s.okStreak + 1;
       // recoverAfter below 1 would mean "shrink on every ok"; treat it as 1.
-      if (okStreak < Math.max(1, p.recoverAfter)) return { state: { ...s, okStreak }, changed: false };
+      if (okStreak < Math.max(1, p.recoverAfter)) return { state: { intervalMs: s.intervalMs, okStreak, nextSlotAt: s.nextSlotAt, grownAt: s.grownAt }, changed: false };
       let intervalMs = s.intervalMs * p.recovery;
       if (intervalMs < 1) intervalMs = 0;
-      return { state: { ...s, intervalMs, okStreak: 0 }, changed: intervalMs !== s.intervalMs };
+      return { state: { intervalMs, okStreak: 0, nextSlotAt: s.nextSlotAt, grownAt: s.grownAt }, changed: intervalMs !== s.intervalMs };
     }
     case "error":
     case "timeout":
-      return { state: s.okStreak === 0 ? s : { ...s, okStreak: 0 }, changed: false };
+      return { state: s.okStreak === 0 ? s : { intervalMs: s.intervalMs, okStreak: 0, nextSlotAt: s.nextSlotAt, grownAt: s.grownAt }, changed: false };
     case "cancelled":
       return { state: s, changed: false };
   }
@@ -104,5 +104,6 @@ export function pacingDelay(s: PacingState, now: number): number {
  */
 export function pacingTake(s: PacingState, now: number): PacingState {
   if (s.intervalMs === 0) return s;
-  return { ...s, nextSlotAt: Math.max(now, s.nextSlotAt) + s.intervalMs };
+  // Written out, not `{ ...s, nextSlotAt }`: V8 builds spreads with overrides on a slow path, and this runs per admission.
+  return { intervalMs: s.intervalMs, okStreak: s.okStreak, nextSlotAt: Math.max(now, s.nextSlotAt) + s.intervalMs, grownAt: s.grownAt };
 }

@@ -9,7 +9,7 @@ export interface BucketState {
 }
 
 /** Float slack so that a bucket refilled to exactly `amount` admits it. */
-const EPSILON = 1e-9;
+export const BUCKET_EPSILON = 1e-9;
 
 /** A full bucket at `now`. */
 export function bucketInit(limit: BucketLimit, now: number): BucketState {
@@ -34,9 +34,8 @@ export type BucketVerdict =
 export function bucketCheck(b: BucketState, limit: BucketLimit, amount: number, now: number): BucketVerdict {
   const level = bucketLevel(b, limit, now);
   if (amount > limit.burst) return { ok: false, tooLarge: true, remaining: Math.max(0, level) };
-  if (level + EPSILON >= amount) return { ok: true, remaining: level - amount };
-  const retryAfterMs = limit.ratePerMs > 0 ? Math.ceil((amount - level) / limit.ratePerMs) : Number.POSITIVE_INFINITY;
-  return { ok: false, tooLarge: false, remaining: Math.max(0, level), retryAfterMs };
+  if (level + BUCKET_EPSILON >= amount) return { ok: true, remaining: level - amount };
+  return { ok: false, tooLarge: false, remaining: Math.max(0, level), retryAfterMs: bucketWaitMs(level, limit, amount) };
 }
 
 /** Take `amount` units (call after a successful check). */
@@ -55,8 +54,12 @@ export function bucketAdjust(b: BucketState, limit: BucketLimit, delta: number, 
 
 /** Milliseconds until the bucket holds `amount` again (0 when it does now). */
 export function bucketRoomInMs(b: BucketState, limit: BucketLimit, amount: number, now: number): number {
-  const level = bucketLevel(b, limit, now);
-  if (level + EPSILON >= amount) return 0;
+  return bucketWaitMs(bucketLevel(b, limit, now), limit, amount);
+}
+
+/** Milliseconds until a bucket at `level` now holds `amount` (0 when it does; Infinity when it never refills). */
+export function bucketWaitMs(level: number, limit: BucketLimit, amount: number): number {
+  if (level + BUCKET_EPSILON >= amount) return 0;
   return limit.ratePerMs > 0 ? Math.ceil((amount - level) / limit.ratePerMs) : Number.POSITIVE_INFINITY;
 }
 
