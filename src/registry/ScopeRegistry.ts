@@ -1,22 +1,23 @@
 import { type Actor, type InspectionEvent, createActor } from "xstate";
 import { type PolicyDocument, effectivePolicy, parseScope, resolveLimits, type ResolvedLimits } from "../../machines/policy.js";
 import type { ScopeContext, ScopeNotice } from "../../machines/scope.js";
-import { scopeLogic } from "../../machines/scopeLogic.js";
+import { scopeLogic, scopeStateValue } from "../../machines/scopeLogic.js";
 import { DormantStore } from "./DormantStore.js";
 import { scopeMachine } from "../../machines/scopeMachine.js";
 import type { Clock } from "../clock.js";
 
 /**
- * A scope's actor: the scope machine where the policy gives the scope a breaker
- * (its states are the breaker's), the transition logic otherwise (the same step,
- * a third of the cost per event). Both take the same events.
+ * A scope's actor: the transition logic (`machines/scopeLogic.ts`), or, while XState
+ * inspection is on, the scope machine for scopes with a breaker (its states are the
+ * breaker's, and the Stately inspector draws them). Both take the same events and reach
+ * the same context; the machine costs about four times as much per event.
  */
 export type ScopeActor = Actor<typeof scopeMachine> | Actor<typeof scopeLogic>;
 
 /** The XState state value of a scope actor: the machine's, or `closed` for the transition logic (no breaker). */
 export function scopeStateOf(actor: ScopeActor): unknown {
-  const snap = actor.getSnapshot() as { value?: unknown };
-  return snap.value ?? "closed";
+  const snap = actor.getSnapshot() as { value?: unknown; context: ScopeContext };
+  return snap.value ?? scopeStateValue(snap.context);
 }
 
 /**
@@ -99,7 +100,7 @@ export class ScopeRegistry {
     const sleeping = restore ?? this.dormant.get(scope);
     if (sleeping) this.dormant.delete(scope);
     const restored = sleeping ? this.restoreWith(sleeping, limits) : undefined;
-    const logic = limits.breaker ? scopeMachine : scopeLogic;
+    const logic = this.usesMachine(limits) ? scopeMachine : scopeLogic;
     actor = createActor(logic as typeof scopeMachine, {
       id: scope,
       input: { scope, limits, now, restore: restored },
@@ -114,6 +115,11 @@ export class ScopeRegistry {
       actor.send({ type: "policy", limits, now });
     }
     return actor;
+  }
+
+  /** The machine only where someone may watch its states: with inspection on, for scopes with a breaker. */
+  private usesMachine(limits: ResolvedLimits): boolean {
+    return this.opts.inspect !== undefined && limits.breaker !== undefined;
   }
 
   private restoreWith(ctx: ScopeContext, limits: ResolvedLimits): ScopeContext {
@@ -140,8 +146,8 @@ export class ScopeRegistry {
       const limits = this.limitsFor(scope);
       actor.send({ type: "policy", limits, now });
       // A breaker added or removed changes which logic the scope needs: move its state to a new actor.
-      const isMachine = "value" in (actor.getSnapshot() as object);
-      if (isMachine !== !!limits.breaker) {
+      const isMachine = (actor as { logic: unknown }).logic === scopeMachine;
+      if (isMachine !== this.usesMachine(limits)) {
         const ctx = actor.getSnapshot().context;
         actor.stop();
         this.actors.delete(scope);

@@ -20,26 +20,33 @@ const limits = resolveLimits({
   ],
   adaptive: { baseMs: 100, maxMs: 1_000, factor: 2, recovery: 0.5, recoverAfter: 2 },
 });
+const withBreaker = resolveLimits({
+  rpm: 50,
+  concurrency: 5,
+  breaker: { errorRate: 0.5, windowMs: 10_000, minRequests: 2, cooldownMs: 5_000, probes: 2 },
+});
 const usage = (tokens: number, cost: number) => ({ tokens, cost, requests: 1 });
 
 const event = (now: number): fc.Arbitrary<ScopeEvent> =>
   fc.oneof(
     fc.record({ tokens: fc.integer({ min: 0, max: 500 }), cost: fc.double({ min: 0, max: 2, noNaN: true }) }).map((d) => ({ type: "admit" as const, demand: d, held: true, now })),
-    fc.record({ outcome: fc.constantFrom("ok" as const, "rate_limited" as const, "error" as const, "expired" as const), t: fc.integer({ min: 0, max: 900 }) }).map(({ outcome, t }) => ({
-      type: "settle" as const,
-      settlement: { estimate: usage(100, 0.5), actual: usage(t, t / 300), outcome, held: true, probe: false },
-      now,
-    })),
+    fc
+      .record({ outcome: fc.constantFrom("ok" as const, "rate_limited" as const, "error" as const, "timeout" as const, "expired" as const), t: fc.integer({ min: 0, max: 900 }), probe: fc.boolean() })
+      .map(({ outcome, t, probe }) => ({
+        type: "settle" as const,
+        settlement: { estimate: usage(100, 0.5), actual: usage(t, t / 300), outcome, held: true, probe },
+        now,
+      })),
     fc.integer({ min: 0, max: 400 }).map((t) => ({ type: "use" as const, usage: usage(t, t / 400), now })),
     fc.constant({ type: "tick" as const, now }),
     fc.constantFrom("usage" as const, "all" as const).map((what) => ({ type: "reset" as const, what, now })),
   );
 
 describe("scope transition logic", () => {
-  it("gives the same context and notices as the scope machine, for any events (no breaker)", () => {
+  it("gives the same context, notices and state value as the scope machine, for any events, with a breaker or without", () => {
     fc.assert(
-      fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 120_000 }), fc.boolean()), { maxLength: 60 }), fc.infiniteStream(fc.nat()), (steps, seeds) => {
-        const input = { scope: "key:k", limits, now: T0 };
+      fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 120_000 }), fc.boolean()), { maxLength: 60 }), fc.infiniteStream(fc.nat()), fc.boolean(), (steps, seeds, breaker) => {
+        const input = { scope: "key:k", limits: breaker ? withBreaker : limits, now: T0 };
         const machine = createActor(scopeMachine, { input }).start();
         const logic = createActor(scopeLogic, { input }).start();
         const notices: [ScopeNotice[], ScopeNotice[]] = [[], []];
@@ -54,10 +61,11 @@ describe("scope transition logic", () => {
           machine.send(sent);
           logic.send(sent);
           expect(logic.getSnapshot().context).toEqual(machine.getSnapshot().context);
+          expect((logic.getSnapshot() as { value?: unknown }).value).toBe(machine.getSnapshot().value);
         }
         expect(notices[1]).toEqual(notices[0]);
       }),
-      { numRuns: 60 },
+      { numRuns: 120 },
     );
   });
 
@@ -70,17 +78,27 @@ describe("scope transition logic", () => {
 });
 
 describe("registry - which logic a scope runs", () => {
-  it("runs the machine where the policy gives a breaker, and moves a live scope over when one is added, usage kept", () => {
+  it("runs the transition logic for every scope while nobody inspects, breakers included", () => {
     const clock = new ManualClock(T0);
-    const registry = new ScopeRegistry({ policy: parsePolicy({ scopes: { model: { default: { budget: { limit: 10 } } } } }), clock });
+    const breaker = { errorRate: 0.5, windowMs: 1000, minRequests: 1, cooldownMs: 1000, probes: 1 };
+    const registry = new ScopeRegistry({ policy: parsePolicy({ scopes: { model: { default: { breaker } } } }), clock });
     const actor = registry.get("model:m");
-    expect("value" in (actor.getSnapshot() as object)).toBe(false);
+    expect((actor as { logic: unknown }).logic).toBe(scopeLogic);
+    actor.send({ type: "settle", settlement: { estimate: usage(0, 0), actual: usage(0, 0), outcome: "error", held: false, probe: false }, now: T0 });
+    expect(scopeStateOf(actor)).toBe("open");
+  });
+
+  it("with inspection on, runs the machine where the policy gives a breaker, and moves a live scope over when one is added, usage kept", () => {
+    const clock = new ManualClock(T0);
+    const registry = new ScopeRegistry({ policy: parsePolicy({ scopes: { model: { default: { budget: { limit: 10 } } } } }), clock, inspect: () => {} });
+    const actor = registry.get("model:m");
+    expect((actor as { logic: unknown }).logic).toBe(scopeLogic);
     actor.send({ type: "use", usage: usage(0, 2.5), now: T0 });
     registry.setPolicy(parsePolicy({ scopes: { model: { default: { budget: { limit: 10 }, breaker: { errorRate: 0.5, windowMs: 1000, minRequests: 1, cooldownMs: 1000, probes: 1 } } } } }));
     const moved = registry.peek("model:m")!;
     expect(moved).not.toBe(actor);
     expect(scopeStateOf(moved)).toBe("closed");
-    expect("value" in (moved.getSnapshot() as object)).toBe(true);
+    expect((moved as { logic: unknown }).logic).toBe(scopeMachine);
     expect(moved.getSnapshot().context.budgets[0]!.used).toBe(2.5);
   });
 });
