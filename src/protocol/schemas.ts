@@ -50,6 +50,66 @@ export const admitRequestSchema = z.strictObject({
 export type AdmitRequest = z.output<typeof admitRequestSchema>;
 export type AdmitRequestInput = z.input<typeof admitRequestSchema>;
 
+const SCOPE_KIND = /^[a-z][a-z0-9_-]{0,63}$/;
+const hasOwn = Object.prototype.hasOwnProperty;
+
+function isName(v: unknown): v is string {
+  return typeof v === "string" && v.length >= 1 && v.length <= 256;
+}
+
+function isNonNeg(v: unknown, max: number, int: boolean): v is number {
+  return typeof v === "number" && v >= 0 && v <= max && (!int || Number.isInteger(v));
+}
+
+/**
+ * {@link admitRequestSchema}'s result for a body that it accepts as it stands, checked by
+ * hand; undefined for anything else, which then goes to the schema (the one place that
+ * says what is wrong, naming the field). Nearly every admission is well formed, and the
+ * schema took about 5% of sluice's time per admission. A property test holds the two
+ * to the same answers.
+ */
+export function admitRequestFast(v: unknown): AdmitRequest | undefined {
+  if (typeof v !== "object" || v === null || Array.isArray(v) || Object.getPrototypeOf(v) !== Object.prototype) return undefined;
+  const o = v as Record<string, unknown>;
+  let n = 0;
+  for (const k in o) {
+    if (!hasOwn.call(o, k)) return undefined;
+    n++;
+  }
+  const { key, model, tokens = 0, cost = 0, scopes, waitMs = 0, id } = o;
+  let known = 2;
+  if (!isName(key) || !isName(model)) return undefined;
+  if (hasOwn.call(o, "tokens")) known++;
+  if (hasOwn.call(o, "cost")) known++;
+  if (hasOwn.call(o, "waitMs")) known++;
+  if (!isNonNeg(tokens, MAX_TOKENS, true) || !isNonNeg(cost, MAX_COST, false) || !isNonNeg(waitMs, MAX_WAIT_MS, true)) return undefined;
+  const out: Record<string, string> = {};
+  if (hasOwn.call(o, "scopes")) {
+    known++;
+    if (typeof scopes !== "object" || scopes === null || Array.isArray(scopes) || Object.getPrototypeOf(scopes) !== Object.prototype) return undefined;
+    let count = 0;
+    for (const kind in scopes as Record<string, unknown>) {
+      const value = (scopes as Record<string, unknown>)[kind];
+      if (!hasOwn.call(scopes, kind) || !SCOPE_KIND.test(kind) || !isName(value) || kind === "key" || kind === "model" || ++count > MAX_SCOPES) return undefined;
+      out[kind] = value;
+    }
+  }
+  if (hasOwn.call(o, "id")) {
+    known++;
+    if (!isName(id)) return undefined;
+  }
+  // Any other field is unknown: the schema refuses it by name.
+  if (known !== n) return undefined;
+  const req: AdmitRequest = { key, model, tokens, cost, scopes: out, waitMs };
+  if (id !== undefined) req.id = id as string;
+  return req;
+}
+
+/** An admission request from a decoded body, or `bad_request` naming the field. */
+export function parseAdmitRequest(v: unknown): AdmitRequest {
+  return admitRequestFast(v) ?? parseOrThrow(admitRequestSchema, v);
+}
+
 export const OUTCOMES = ["ok", "rate_limited", "error", "timeout", "cancelled"] as const;
 
 export const reportSchema = z

@@ -23,7 +23,9 @@ import { parsePolicy } from "../protocol/policySchema.js";
 import {
   MAX_BATCH,
   type AdmitRequest,
+  admitRequestFast,
   admitRequestSchema,
+  parseAdmitRequest,
   describeZodError,
   inspectRequestSchema,
   parseOrThrow,
@@ -179,7 +181,7 @@ export class SluiceService {
     const maxAdmit = this.opts.maxAdmitBytes ?? DEFAULT_CONFIG.maxAdmitBytes;
     const maxBody = this.opts.maxBodyBytes ?? DEFAULT_CONFIG.maxBodyBytes;
 
-    this.serveMany(svc, "admit", `${p}.admit`, (msg) => parseOrThrow(admitRequestSchema, decodeBody(msg, maxAdmit)), (reqs) =>
+    this.serveMany(svc, "admit", `${p}.admit`, (msg) => parseAdmitRequest(decodeBody(msg, maxAdmit)), (reqs) =>
       this.admissions.admitMany(reqs),
     );
     this.serve(svc, "admit-batch", `${p}.admit.batch`, (msg) => this.admitBatch(decodeBody(msg, maxBody)));
@@ -391,7 +393,8 @@ export class SluiceService {
     const valid: AdmitRequest[] = [];
     const at: number[] = [];
     body.forEach((item, i) => {
-      const r = admitRequestSchema.safeParse(item);
+      const fast = admitRequestFast(item);
+      const r = fast ? ({ success: true, data: fast } as const) : admitRequestSchema.safeParse(item);
       if (r.success) {
         valid.push(r.data);
         at.push(i);
