@@ -29,6 +29,8 @@ export const DEFAULT_ADMISSIONS = {
   maxScopesPerAdmission: 32,
   /** Most journal appends in flight; past it reports are answered `unavailable`. */
   maxPendingAppends: 10_000,
+  /** How long after a lease's expiry the expiry timer may run, ms (see {@link AdmissionsOptions.expirySlackMs}). */
+  expirySlackMs: 0,
 } as const;
 
 /** How long to wait before journaling a lease's expiry again after a failure, ms. */
@@ -48,6 +50,16 @@ export interface AdmissionsOptions {
   maxPendingAppends?: number;
   /** Told of every scope whose context changed (at the end of each turn), for snapshots. */
   changed?: (scope: string) => void;
+  /**
+   * How late the expiry timer may run after a lease's expiry, ms. Every admission and
+   * report first expires what is due at its own `now`, and a caller queued for a slot is
+   * woken at the expiry it waits for, so no decision sees an expired lease either way;
+   * with slack, expiries under load are settled in the turns of the admissions that
+   * arrive meanwhile (sharing their actor events) instead of in a timer turn of their own
+   * about every millisecond. Only readers outside a decision (inspection, metrics) may see
+   * an expired lease this much longer. Default {@link DEFAULT_ADMISSIONS.expirySlackMs}.
+   */
+  expirySlackMs?: number;
 }
 
 /** What a report would do ({@link Admissions.planReport}). */
@@ -139,6 +151,7 @@ export class Admissions {
   /** Durable path: where reports and expiries are journaled before they are applied. */
   private readonly journal: UsageJournal | undefined;
   private readonly maxPendingAppends: number;
+  private readonly expirySlackMs: number;
   private readonly changed: ((scope: string) => void) | undefined;
   private pending = 0;
   private lastAppliedSeq = 0;
@@ -162,6 +175,7 @@ export class Admissions {
     this.journal = opts.journal;
     this.maxPendingAppends = opts.maxPendingAppends ?? DEFAULT_ADMISSIONS.maxPendingAppends;
     this.changed = opts.changed;
+    this.expirySlackMs = opts.expirySlackMs ?? DEFAULT_ADMISSIONS.expirySlackMs;
     this.leasePrefix = `L-${Math.floor(this.random() * 36 ** 6).toString(36).padStart(6, "0")}-`;
   }
 
@@ -256,6 +270,8 @@ export class Admissions {
       // retry time past it, and the caller must get its reject when its wait runs out, not be admitted later.
       const retryAt = attempt?.exactRetryAfterMs !== undefined ? now + attempt.exactRetryAfterMs : Number.POSITIVE_INFINITY;
       this.scheduleWake(Math.min(retryAt, now + req.waitMs));
+      // The first caller to queue brings a lenient expiry timer forward.
+      if (this.waiters.size === 1) this.armExpiry();
       return promise;
     }
     const decision = attempt?.decision ?? this.queuedRefusal(blocker!, scopes, now);
@@ -564,8 +580,13 @@ export class Admissions {
   }
 
   private expireDueIn(now: number): void {
-    // Most calls find nothing due: skip the walk (and its generators) then.
-    if (!this.leases.anyDue(now)) return;
+    // Most calls find nothing due: skip the walk (and its generators) then. The timer is still
+    // armed for the next expiry: when an admission got to the due leases first, the timer that
+    // was set for them finds nothing, and must not leave the later ones without a timer.
+    if (!this.leases.anyDue(now)) {
+      this.armExpiry();
+      return;
+    }
     let any = false;
     for (const rec of this.leases.due(now)) {
       if (this.journal) {
@@ -710,7 +731,8 @@ export class Admissions {
     let fresh = 0;
     for (const s of out) if (!this.staged.has(s) && !this.registry.peek(s) && !this.registry.isDormant(s)) fresh++;
     if (fresh > 0 && !this.registry.hasRoomFor(fresh)) throw unavailable("too many scopes (live and passivated)");
-    return out;
+    // A lease keeps this list for its lifetime: grown by push, its store has room for ~20; a copy is exact.
+    return out.length > 2 ? out.slice() : out;
   }
 
   private attempt(req: AdmitRequest, scopes: string[], now: number): Attempt {
@@ -868,14 +890,17 @@ export class Admissions {
 
   private armExpiry(): void {
     const next = this.leases.nextExpiry();
-    if (next === undefined || (this.expiryTimer !== undefined && this.expiryAt <= next) || this.closed) return;
+    if (next === undefined || this.closed) return;
+    // Callers queued for a slot are served at the expiry itself.
+    const at = next + (this.waiters.size > 0 ? 0 : this.expirySlackMs);
+    if (this.expiryTimer !== undefined && this.expiryAt <= at) return;
     if (this.expiryTimer !== undefined) this.clock.clearTimeout(this.expiryTimer);
-    this.expiryAt = next;
+    this.expiryAt = at;
     this.expiryTimer = this.clock.setTimeout(() => {
       this.expiryTimer = undefined;
       this.expiryAt = Number.POSITIVE_INFINITY;
       this.expireDue();
-    }, Math.max(0, next - this.clock.now()));
+    }, Math.max(0, at - this.clock.now()));
   }
 
   private settle(rec: LeaseRecord, r: { outcome: Outcome | "expired"; actual: Usage; retryAfterMs?: number; latency?: Settlement["latency"] }, now: number): void {

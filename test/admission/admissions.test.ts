@@ -1,4 +1,9 @@
-import { CONCURRENCY_RETRY_HINT_MS } from "../../src/admission/Admissions.js";
+import { Admissions, CONCURRENCY_RETRY_HINT_MS } from "../../src/admission/Admissions.js";
+import { ManualClock } from "../../src/clock.js";
+import type { Decision } from "../../src/protocol/decision.js";
+import { parsePolicy } from "../../src/protocol/policySchema.js";
+import { admitRequestSchema } from "../../src/protocol/schemas.js";
+import { ScopeRegistry } from "../../src/registry/ScopeRegistry.js";
 import { describe, expect, it } from "vitest";
 import { isSluiceRequestError } from "../../src/protocol/errors.js";
 import { admitted, flush, rejected, sluice, track } from "./helpers.js";
@@ -88,6 +93,41 @@ describe("admissions - concurrency", () => {
     expect(s.ctx("key:k").held).toBe(0);
     expect(s.admissions.leases.size).toBe(0);
     admitted(s.admit({ key: "k", model: "m" }));
+  });
+
+  it("with expiry slack, no decision sees an expired lease, a queued caller is served at the expiry, and the timer settles the rest late", () => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 1));
+    const registry = new ScopeRegistry({ policy: parsePolicy(doc), clock });
+    const admissions = new Admissions({ registry, clock, random: () => 0, expirySlackMs: 25 });
+    const admit = (waitMs = 0) => admissions.admit(admitRequestSchema.parse({ key: "k", model: "m", waitMs }));
+    const held = () => registry.context("key:k")!.held;
+    admitted(admit() as Decision);
+    admitted(admit() as Decision);
+    clock.advance(10_000);
+    // Past the expiry, within the slack: nothing settled them yet, but the next admission does first.
+    expect(held()).toBe(2);
+    admitted(admit() as Decision);
+    expect(held()).toBe(1);
+    // No traffic: the timer settles the expired lease 25 ms late.
+    admitted(admit() as Decision);
+    clock.advance(10_000 + 24);
+    expect(held()).toBe(2);
+    clock.advance(1);
+    expect(held()).toBe(0);
+    // A caller queued for a slot gets it at the expiry itself, not the slack later.
+    admitted(admit() as Decision);
+    admitted(admit() as Decision);
+    clock.advance(5_000);
+    const waiting = admit(10_000);
+    expect(waiting).toBeInstanceOf(Promise);
+    let got: Decision | undefined;
+    void (waiting as Promise<Decision>).then((d) => (got = d));
+    clock.advance(4_999);
+    return Promise.resolve().then(() => {
+      expect(got).toBeUndefined();
+      clock.advance(1);
+      return Promise.resolve().then(() => Promise.resolve()).then(() => admitted(got!));
+    });
   });
 
   it("concurrency 0 never admits and never says when to retry", () => {
