@@ -132,8 +132,11 @@ describe("Dockerfile", () => {
     expect(dockerfile).toMatch(/RUN npm ci/);
     expect(dockerfile).toMatch(/npm run build/);
     expect(dockerfile).toMatch(/^USER node$/m);
-    // The compiled service, with the heap ceiling `npm start` uses.
-    expect(dockerfile).toMatch(/^CMD \["sh", "-c", "exec node --max-old-space-size=\$\{SLUICE_MAX_HEAP_MB:-1280\} dist\/src\/main\.js"\]$/m);
+    // The compiled service, with the heap settings `npm start` uses.
+    const start = JSON.parse(readFileSync(join(root, "package.json"), "utf8")).scripts.start as string;
+    const flags = "--max-old-space-size=${SLUICE_MAX_HEAP_MB:-1280} --max-semi-space-size=${SLUICE_SEMI_SPACE_MB:-64}";
+    expect(start).toContain(`node ${flags} dist/src/main.js`);
+    expect(dockerfile).toContain(`CMD ["sh", "-c", "exec node ${flags} dist/src/main.js"]`);
   });
 
   it("keeps node_modules, dist and .git out of the build context", () => {

@@ -171,8 +171,8 @@ export class SluiceTarget extends ChildTarget {
     const policyFile = join(ctx.workDir, `policy-${this.prefix}.json`);
     await writeFile(policyFile, JSON.stringify(this.opts.policy ?? benchPolicy(), null, 2));
     const nodeArgs = ctx.cpuProfileDir && this.opts.id === undefined ? ["--cpu-prof", `--cpu-prof-dir=${ctx.cpuProfileDir}`] : [];
-    // As `npm start` runs it: with the default heap ceiling (SLUICE_MAX_HEAP_MB).
-    nodeArgs.push(`--max-old-space-size=${process.env.SLUICE_MAX_HEAP_MB ?? "1280"}`);
+    // As `npm start` runs it: with the default heap ceiling and young generation (SLUICE_MAX_HEAP_MB, SLUICE_SEMI_SPACE_MB).
+    nodeArgs.push(`--max-old-space-size=${process.env.SLUICE_MAX_HEAP_MB ?? "1280"}`, `--max-semi-space-size=${process.env.SLUICE_SEMI_SPACE_MB ?? "64"}`);
     if (this.opts.inspect) {
       this.inspectPort = await freePort();
       nodeArgs.push(`--inspect=127.0.0.1:${this.inspectPort}`);
