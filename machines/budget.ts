@@ -85,19 +85,19 @@ export function budgetAdvance(
 
 /**
  * The amount of a usage in the budget's unit: `cost` (the default), `tokens`
- * or `requests`.
+ * or `requests`. An admission's estimate (no `requests`) is one request.
  *
  * @param policy the budget policy
  * @param u the usage
  */
-export function budgetAmount(policy: BudgetPolicy, u: Usage): number {
+export function budgetAmount(policy: BudgetPolicy, u: Pick<Usage, "tokens" | "cost"> & { requests?: number }): number {
   switch (policy.unit ?? "cost") {
     case "cost":
       return u.cost;
     case "tokens":
       return u.tokens;
     case "requests":
-      return u.requests;
+      return u.requests ?? 1;
   }
 }
 

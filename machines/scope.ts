@@ -8,6 +8,7 @@ import {
   type BudgetState,
   type Usage,
   budgetAdvance,
+  budgetAmount,
   budgetCheck,
   budgetInit,
   budgetRebase,
@@ -29,7 +30,7 @@ import {
 import { type LatencyLimitState, type LatencySample, latencyLimitInit, latencyLimitOnReport, latencyLimitSlots } from "./latencyLimit.js";
 import { type PacingState, pacingDelay, pacingInit, pacingOnOutcome, pacingReset, pacingTake } from "./pacing.js";
 import type { BucketLimit, BudgetPolicy, RateKind, ResolvedLimits } from "./policy.js";
-import { BUCKET_EPSILON, type BucketState, bucketAdjust, bucketInit, bucketLevel, bucketRebase, bucketTake, bucketWaitMs } from "./tokenBucket.js";
+import { type BucketState, bucketAdjust, bucketCheck, bucketInit, bucketRebase, bucketTake, bucketWaitMs } from "./tokenBucket.js";
 
 export type { Outcome, Usage };
 
@@ -253,8 +254,6 @@ function advance(ctx: ScopeContext, now: number, notices: ScopeNotice[]): ScopeC
   return next;
 }
 
-/** Notices of an advance made only to read the state (discarded; emptied after each use). */
-const DISCARDED: ScopeNotice[] = [];
 const NO_HINTS: ScopeHints = {};
 
 /** Does a refusal retrying after `retryAfterMs` (undefined: never) keep the caller out longer than the worst so far? */
@@ -268,18 +267,6 @@ function limitCount(limits: ResolvedLimits): number {
   return limits.buckets.length + (limits.concurrency !== undefined ? 1 : 0) + limits.budgets.length;
 }
 
-/** The amount of a demand (one request) or a usage in a budget's unit. */
-function demandAmount(p: BudgetPolicy, d: Demand | Usage): number {
-  switch (p.unit ?? "cost") {
-    case "tokens":
-      return d.tokens;
-    case "requests":
-      return (d as Partial<Usage>).requests ?? 1;
-    default:
-      return d.cost;
-  }
-}
-
 /**
  * Would this scope admit `demand` at `now`? Pure: it reads an advanced copy of the
  * state and changes nothing. On refusal the reason is the limit that keeps the
@@ -287,8 +274,8 @@ function demandAmount(p: BudgetPolicy, d: Demand | Usage): number {
  * retry can never succeed.
  */
 export function scopeCheck(ctx0: ScopeContext, demand: Demand, now: number, hints: ScopeHints = NO_HINTS): ScopeVerdict {
-  const ctx = advance(ctx0, now, DISCARDED);
-  DISCARDED.length = 0;
+  // Read only: the notices of this advance are the commit's to announce.
+  const ctx = advance(ctx0, now, []);
   const { limits } = ctx;
   // Sized up front: one entry per bucket, concurrency limit and budget.
   const info: LimitInfo[] = new Array(limitCount(limits));
@@ -317,19 +304,13 @@ export function scopeCheck(ctx0: ScopeContext, demand: Demand, now: number, hint
     refuse("overloaded", hints.concurrencyWaitMs ?? 0);
   }
   for (const b of limits.buckets) {
-    const state = ctx.buckets[b.kind];
-    const level = state ? bucketLevel(state, b, now) : b.burst;
-    const amount = bucketAmount(b, demand);
-    if (amount > b.burst) {
-      info[n++] = { scope: ctx.scope, kind: b.kind, limit: b.limit, remaining: Math.floor(Math.max(0, level)), resetMs: undefined };
-      refuse("too_large", undefined);
-    } else if (level + BUCKET_EPSILON >= amount) {
-      const remaining = level - amount;
-      info[n++] = { scope: ctx.scope, kind: b.kind, limit: b.limit, remaining: Math.floor(remaining), resetMs: bucketWaitMs(remaining, b, 1) };
+    const v = bucketCheck(ctx.buckets[b.kind] ?? bucketInit(b, now), b, bucketAmount(b, demand), now);
+    if (v.ok) {
+      info[n++] = { scope: ctx.scope, kind: b.kind, limit: b.limit, remaining: Math.floor(v.remaining), resetMs: bucketWaitMs(v.remaining, b, 1) };
     } else {
-      const retryAfterMs = bucketWaitMs(level, b, amount);
-      info[n++] = { scope: ctx.scope, kind: b.kind, limit: b.limit, remaining: Math.floor(Math.max(0, level)), resetMs: retryAfterMs };
-      refuse("rate_limited", retryAfterMs);
+      info[n++] = { scope: ctx.scope, kind: b.kind, limit: b.limit, remaining: Math.floor(v.remaining), resetMs: v.tooLarge ? undefined : v.retryAfterMs };
+      if (v.tooLarge) refuse("too_large", undefined);
+      else refuse("rate_limited", v.retryAfterMs);
     }
   }
   if (limits.concurrency !== undefined) {
@@ -342,7 +323,7 @@ export function scopeCheck(ctx0: ScopeContext, demand: Demand, now: number, hint
     const p = limits.budgets[i]!;
     const b = ctx.budgets[i];
     if (!b) continue;
-    const amount = demandAmount(p, demand);
+    const amount = budgetAmount(p, demand);
     const v = budgetCheck(b, p, amount, now);
     const resetMs = b.resetAt === null ? undefined : Math.max(0, b.resetAt - now);
     info[n++] = { scope: ctx.scope, kind: "budget", unit: p.unit ?? "cost", limit: p.limit, remaining: v.ok ? Math.max(0, v.remaining - amount) : v.remaining, resetMs };
@@ -405,10 +386,10 @@ function eachBudget(next: ScopeContext, ctx: ScopeContext, notices: ScopeNotice[
     const out = !p
       ? s
       : op === BUDGET_RESERVE
-        ? budgetReserve(s, demandAmount(p, a))
+        ? budgetReserve(s, budgetAmount(p, a))
         : op === BUDGET_SETTLE
-          ? budgetSettle(s, demandAmount(p, a), demandAmount(p, b))
-          : budgetUse(s, demandAmount(p, a));
+          ? budgetSettle(s, budgetAmount(p, a), budgetAmount(p, b))
+          : budgetUse(s, budgetAmount(p, a));
     budgets[i] = out;
     const over = p !== undefined && out.used + out.reserved >= p.limit;
     if (over && !ctx.budgetExhausted[i]) {

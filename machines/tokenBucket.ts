@@ -9,7 +9,7 @@ export interface BucketState {
 }
 
 /** Float slack so that a bucket refilled to exactly `amount` admits it. */
-export const BUCKET_EPSILON = 1e-9;
+const EPSILON = 1e-9;
 
 /** A full bucket at `now`. */
 export function bucketInit(limit: BucketLimit, now: number): BucketState {
@@ -34,7 +34,7 @@ export type BucketVerdict =
 export function bucketCheck(b: BucketState, limit: BucketLimit, amount: number, now: number): BucketVerdict {
   const level = bucketLevel(b, limit, now);
   if (amount > limit.burst) return { ok: false, tooLarge: true, remaining: Math.max(0, level) };
-  if (level + BUCKET_EPSILON >= amount) return { ok: true, remaining: level - amount };
+  if (level + EPSILON >= amount) return { ok: true, remaining: level - amount };
   return { ok: false, tooLarge: false, remaining: Math.max(0, level), retryAfterMs: bucketWaitMs(level, limit, amount) };
 }
 
@@ -59,7 +59,7 @@ export function bucketRoomInMs(b: BucketState, limit: BucketLimit, amount: numbe
 
 /** Milliseconds until a bucket at `level` now holds `amount` (0 when it does; Infinity when it never refills). */
 export function bucketWaitMs(level: number, limit: BucketLimit, amount: number): number {
-  if (level + BUCKET_EPSILON >= amount) return 0;
+  if (level + EPSILON >= amount) return 0;
   return limit.ratePerMs > 0 ? Math.ceil((amount - level) / limit.ratePerMs) : Number.POSITIVE_INFINITY;
 }
 
