@@ -15,7 +15,7 @@
  */
 import { fromTransition } from "xstate";
 import type { ScopeContext, ScopeNotice } from "./scope.js";
-import { type ScopeBatchEvent, type ScopeEvent, type ScopeInput, scopeFold } from "./scopeMachine.js";
+import { type ScopeBatchEvent, type ScopeEvent, type ScopeInput, scopeFold, scopeStateValue } from "./scopeMachine.js";
 import { scopeInit } from "./scope.js";
 
 function step(context: ScopeContext, event: ScopeEvent | ScopeBatchEvent, actorScope: { emit: (n: ScopeNotice) => void }): ScopeContext {
@@ -27,11 +27,6 @@ function step(context: ScopeContext, event: ScopeEvent | ScopeBatchEvent, actorS
 const transitionLogic = fromTransition<ScopeContext, ScopeEvent | ScopeBatchEvent, any, ScopeInput, ScopeNotice>(step, ({ input }) =>
   input.restore ?? scopeInit(input.scope, input.limits, input.now),
 );
-
-/** The machine's state value for a context: the breaker's state (`closed` without a breaker). */
-export function scopeStateValue(ctx: ScopeContext): "closed" | "open" | "halfOpen" {
-  return ctx.breaker?.state ?? "closed";
-}
 
 /**
  * `fromTransition`'s logic with two changes: the snapshot also carries the state value,

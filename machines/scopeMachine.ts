@@ -119,10 +119,15 @@ const apply = enqueueActions<ScopeContext, ScopeEvent | ScopeBatchEvent, any, an
   if (s.ctx !== context) enqueue.assign(() => s.ctx);
 });
 
+/** The machine's state value for a context: the breaker's state (`closed` without a breaker). */
+export function scopeStateValue(ctx: ScopeContext): "closed" | "open" | "halfOpen" {
+  return ctx.breaker?.state ?? "closed";
+}
+
 const breakerIs =
   (state: "closed" | "open" | "halfOpen") =>
   ({ context }: { context: ScopeContext }) =>
-    (context.breaker?.state ?? "closed") === state;
+    scopeStateValue(context) === state;
 
 export const scopeMachine = setup({
   types: {

@@ -30,9 +30,10 @@ const name = z
   .max(256, { error: "expected a string of 1 to 256 characters" });
 
 /** A scope kind: lower-case word, so that it is a plain subject token. */
+const SCOPE_KIND = /^[a-z][a-z0-9_-]{0,63}$/;
 export const scopeKindSchema = z
   .string()
-  .regex(/^[a-z][a-z0-9_-]{0,63}$/, { error: "a scope kind is a lower-case word ([a-z][a-z0-9_-]*)" });
+  .regex(SCOPE_KIND, { error: "a scope kind is a lower-case word ([a-z][a-z0-9_-]*)" });
 
 export const admitRequestSchema = z.strictObject({
   key: name,
@@ -50,7 +51,6 @@ export const admitRequestSchema = z.strictObject({
 export type AdmitRequest = z.output<typeof admitRequestSchema>;
 export type AdmitRequestInput = z.input<typeof admitRequestSchema>;
 
-const SCOPE_KIND = /^[a-z][a-z0-9_-]{0,63}$/;
 const hasOwn = Object.prototype.hasOwnProperty;
 
 function isName(v: unknown): v is string {
@@ -105,9 +105,17 @@ export function admitRequestFast(v: unknown): AdmitRequest | undefined {
   return req;
 }
 
+/** {@link admitRequestSchema}'s `safeParse`, taking a well-formed body by {@link admitRequestFast}. */
+export function safeParseAdmitRequest(v: unknown): ReturnType<typeof admitRequestSchema.safeParse> {
+  const fast = admitRequestFast(v);
+  return fast ? { success: true, data: fast } : admitRequestSchema.safeParse(v);
+}
+
 /** An admission request from a decoded body, or `bad_request` naming the field. */
 export function parseAdmitRequest(v: unknown): AdmitRequest {
-  return admitRequestFast(v) ?? parseOrThrow(admitRequestSchema, v);
+  const r = safeParseAdmitRequest(v);
+  if (!r.success) throw badRequest(describeZodError(r.error));
+  return r.data;
 }
 
 export const OUTCOMES = ["ok", "rate_limited", "error", "timeout", "cancelled"] as const;

@@ -1,7 +1,7 @@
 import { type Actor, type InspectionEvent, createActor } from "xstate";
 import { type PolicyDocument, effectivePolicy, parseScope, resolveLimits, type ResolvedLimits } from "../../machines/policy.js";
 import type { ScopeContext, ScopeNotice } from "../../machines/scope.js";
-import { scopeLogic, scopeStateValue } from "../../machines/scopeLogic.js";
+import { scopeLogic } from "../../machines/scopeLogic.js";
 import { DormantStore } from "./DormantStore.js";
 import { scopeMachine } from "../../machines/scopeMachine.js";
 import type { Clock } from "../clock.js";
@@ -14,10 +14,9 @@ import type { Clock } from "../clock.js";
  */
 export type ScopeActor = Actor<typeof scopeMachine> | Actor<typeof scopeLogic>;
 
-/** The XState state value of a scope actor: the machine's, or `closed` for the transition logic (no breaker). */
+/** The XState state value of a scope actor (both logics' snapshots carry it: the breaker's state). */
 export function scopeStateOf(actor: ScopeActor): unknown {
-  const snap = actor.getSnapshot() as { value?: unknown; context: ScopeContext };
-  return snap.value ?? scopeStateValue(snap.context);
+  return (actor.getSnapshot() as { value: unknown }).value;
 }
 
 /**

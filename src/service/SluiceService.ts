@@ -23,9 +23,8 @@ import { parsePolicy } from "../protocol/policySchema.js";
 import {
   MAX_BATCH,
   type AdmitRequest,
-  admitRequestFast,
-  admitRequestSchema,
   parseAdmitRequest,
+  safeParseAdmitRequest,
   describeZodError,
   inspectRequestSchema,
   parseOrThrow,
@@ -402,8 +401,7 @@ export class SluiceService {
     const valid: AdmitRequest[] = [];
     const at: number[] = [];
     body.forEach((item, i) => {
-      const fast = admitRequestFast(item);
-      const r = fast ? ({ success: true, data: fast } as const) : admitRequestSchema.safeParse(item);
+      const r = safeParseAdmitRequest(item);
       if (r.success) {
         valid.push(r.data);
         at.push(i);
@@ -452,10 +450,10 @@ export class SluiceService {
 
   private inspect(body: unknown): unknown {
     const req = parseOrThrow(inspectRequestSchema, body);
+    if ("scope" in req && !req.scope.includes(":")) throw badRequest('scope: expected "kind:value"');
     // Leases past their expiry that the lenient timer has not reached yet (EXPIRY_SLACK_MS).
     this.admissions.expireDue();
     if ("scope" in req) {
-      if (!req.scope.includes(":")) throw badRequest('scope: expected "kind:value"');
       // A passivated (or restored) scope with state comes back to life to be shown.
       const actor = this.registry.peek(req.scope) ?? (this.registry.dormantContext(req.scope) ? this.registry.get(req.scope) : undefined);
       return inspectScope(req.scope, actor, this.registry.policy, this.clock.now());
