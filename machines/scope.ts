@@ -256,11 +256,25 @@ function advance(ctx: ScopeContext, now: number, notices: ScopeNotice[]): ScopeC
 
 const NO_HINTS: ScopeHints = {};
 
-/** Does a refusal retrying after `retryAfterMs` (undefined: never) keep the caller out longer than the worst so far? */
-function outranks(hasWorst: boolean, worstRetryAfterMs: number | undefined, retryAfterMs: number | undefined): boolean {
-  // A refusal with no retry time (never) outranks every timed one; else the longest wait wins.
-  return !hasWorst || (worstRetryAfterMs !== undefined && (retryAfterMs === undefined || retryAfterMs > worstRetryAfterMs));
+/** The refusal that keeps the caller out longest so far, in one {@link scopeCheck}. */
+interface Worst {
+  refused: boolean;
+  reason: Exclude<Reason, "ok">;
+  retryAfterMs: number | undefined;
 }
+
+/** Record a refusal retrying after `retryAfterMs` (undefined: never) if it keeps the caller out longer than the worst so far. */
+function outrank(worst: Worst, reason: Exclude<Reason, "ok">, retryAfterMs: number | undefined): void {
+  // A refusal with no retry time (never) outranks every timed one; else the longest wait wins.
+  if (!worst.refused || (worst.retryAfterMs !== undefined && (retryAfterMs === undefined || retryAfterMs > worst.retryAfterMs))) {
+    worst.reason = reason;
+    worst.retryAfterMs = retryAfterMs;
+  }
+  worst.refused = true;
+}
+
+/** Where a read-only advance puts its notices, emptied right after: nobody announces them. */
+const DISCARDED: ScopeNotice[] = [];
 
 /** Entries of `limits` this scope reports (buckets, concurrency, budgets). */
 function limitCount(limits: ResolvedLimits): number {
@@ -275,49 +289,42 @@ function limitCount(limits: ResolvedLimits): number {
  */
 export function scopeCheck(ctx0: ScopeContext, demand: Demand, now: number, hints: ScopeHints = NO_HINTS): ScopeVerdict {
   // Read only: the notices of this advance are the commit's to announce.
-  const ctx = advance(ctx0, now, []);
+  const ctx = advance(ctx0, now, DISCARDED);
+  DISCARDED.length = 0;
   const { limits } = ctx;
-  // Sized up front: one entry per bucket, concurrency limit and budget.
+  // Sized up front: one entry per bucket, concurrency limit and budget. Every entry has all six
+  // fields, in one order (an absent one is undefined, which JSON leaves out): one shape to serialise.
   const info: LimitInfo[] = new Array(limitCount(limits));
   let n = 0;
-  let refused = false;
-  let worstReason = "rate_limited" as Exclude<Reason, "ok">;
-  let worstRetryAfterMs: number | undefined;
-  const refuse = (reason: Exclude<Reason, "ok">, retryAfterMs: number | undefined): void => {
-    if (outranks(refused, worstRetryAfterMs, retryAfterMs)) {
-      worstReason = reason;
-      worstRetryAfterMs = retryAfterMs;
-    }
-    refused = true;
-  };
+  const worst: Worst = { refused: false, reason: "rate_limited", retryAfterMs: undefined };
 
   if (ctx.breaker && limits.breaker) {
     const v = breakerCheck(ctx.breaker, limits.breaker, now);
-    if (!v.ok) refuse("circuit_open", v.retryAfterMs);
+    if (!v.ok) outrank(worst, "circuit_open", v.retryAfterMs);
   }
   if (limits.latency && latencyOver(ctx, now)) {
     // Averages decay with tau; a retry after a tenth of it sees a visibly lower figure.
-    refuse("overloaded", Math.ceil(limits.latency.tauMs / 10));
+    outrank(worst, "overloaded", Math.ceil(limits.latency.tauMs / 10));
   }
   if (limits.latency && ctx.latencyLimit && ctx.held >= latencyLimitSlots(ctx.latencyLimit)) {
     // As many calls in flight as the upstream serves under the threshold: a slot frees with the next report.
-    refuse("overloaded", hints.concurrencyWaitMs ?? 0);
+    outrank(worst, "overloaded", hints.concurrencyWaitMs ?? 0);
   }
   for (const b of limits.buckets) {
     const v = bucketCheck(ctx.buckets[b.kind] ?? bucketInit(b, now), b, bucketAmount(b, demand), now);
     if (v.ok) {
-      info[n++] = { scope: ctx.scope, kind: b.kind, limit: b.limit, remaining: Math.floor(v.remaining), resetMs: bucketWaitMs(v.remaining, b, 1) };
+      info[n++] = { scope: ctx.scope, kind: b.kind, unit: undefined, limit: b.limit, remaining: Math.floor(v.remaining), resetMs: bucketWaitMs(v.remaining, b, 1) };
     } else {
-      info[n++] = { scope: ctx.scope, kind: b.kind, limit: b.limit, remaining: Math.floor(v.remaining), resetMs: v.tooLarge ? undefined : v.retryAfterMs };
-      if (v.tooLarge) refuse("too_large", undefined);
-      else refuse("rate_limited", v.retryAfterMs);
+      info[n++] = { scope: ctx.scope, kind: b.kind, unit: undefined, limit: b.limit, remaining: Math.floor(v.remaining), resetMs: v.tooLarge ? undefined : v.retryAfterMs };
+      if (v.tooLarge) outrank(worst, "too_large", undefined);
+      else outrank(worst, "rate_limited", v.retryAfterMs);
     }
   }
   if (limits.concurrency !== undefined) {
     const free = limits.concurrency - ctx.held;
-    info[n++] = { scope: ctx.scope, kind: "concurrency", limit: limits.concurrency, remaining: Math.max(0, free - 1) };
+    info[n++] = { scope: ctx.scope, kind: "concurrency", unit: undefined, limit: limits.concurrency, remaining: Math.max(0, free - 1), resetMs: undefined };
     // Slots free when leases are reported or expire; only the runtime can estimate when.
-    if (free <= 0) refuse("concurrency", limits.concurrency === 0 ? undefined : (hints.concurrencyWaitMs ?? 0));
+    if (free <= 0) outrank(worst, "concurrency", limits.concurrency === 0 ? undefined : (hints.concurrencyWaitMs ?? 0));
   }
   for (let i = 0; i < limits.budgets.length; i++) {
     const p = limits.budgets[i]!;
@@ -327,7 +334,7 @@ export function scopeCheck(ctx0: ScopeContext, demand: Demand, now: number, hint
     const v = budgetCheck(b, p, amount, now);
     const resetMs = b.resetAt === null ? undefined : Math.max(0, b.resetAt - now);
     info[n++] = { scope: ctx.scope, kind: "budget", unit: p.unit ?? "cost", limit: p.limit, remaining: v.ok ? Math.max(0, v.remaining - amount) : v.remaining, resetMs };
-    if (!v.ok) refuse(amount > p.limit ? "too_large" : "budget_exhausted", amount > p.limit ? undefined : v.retryAfterMs);
+    if (!v.ok) outrank(worst, amount > p.limit ? "too_large" : "budget_exhausted", amount > p.limit ? undefined : v.retryAfterMs);
   }
   if (n < info.length) info.length = n;
   let delayMs = 0;
@@ -335,10 +342,11 @@ export function scopeCheck(ctx0: ScopeContext, demand: Demand, now: number, hint
     delayMs = Math.ceil(pacingDelay(ctx.pacing, now));
     // A pacing slot beyond the caller's patience is a refusal, not a long delay.
     const patience = Math.max(demand.waitMs ?? 0, limits.adaptive.maxDelayMs ?? limits.adaptive.maxMs);
-    if (delayMs > patience) refuse("backoff", delayMs - patience);
+    if (delayMs > patience) outrank(worst, "backoff", delayMs - patience);
   }
 
-  if (refused) {
+  if (worst.refused) {
+    const { reason: worstReason, retryAfterMs: worstRetryAfterMs } = worst;
     const out: ScopeVerdict = { ok: false, reason: worstReason, limits: info };
     if (worstRetryAfterMs !== undefined && Number.isFinite(worstRetryAfterMs)) out.retryAfterMs = worstRetryAfterMs;
     if (limits.fallback !== undefined && (worstReason === "circuit_open" || worstReason === "overloaded")) out.fallback = limits.fallback;

@@ -94,13 +94,21 @@ type Attempt =
       refused: string[];
     };
 
-/** A scope's working copy within a turn: where it started, where it is, and the events between. */
+/**
+ * A scope's working copy within a turn: where it started, where it is, and the events between.
+ * It is also the {@link Step} the actor is handed at the end of the turn (`ctx`, `notices`).
+ * `events` and `notices` start as the shared empty {@link NONE} and get an array of their own
+ * on the first push: most scopes a turn reads are never staged, and most steps announce nothing.
+ */
 interface Staged {
   base: ScopeContext;
   ctx: ScopeContext;
   events: ScopeEvent[];
   notices: ScopeNotice[];
 }
+
+/** Never pushed to: {@link Admissions.stage} swaps in an array of the scope's own first. */
+const NONE: never[] = Object.freeze([]) as unknown as never[];
 
 interface Remembered {
   until: number;
@@ -658,7 +666,7 @@ export class Admissions {
     const actor = this.registry.peek(scope);
     if (!actor) return undefined;
     const base = actor.getSnapshot().context;
-    st = { base, ctx: base, events: [], notices: [] };
+    st = { base, ctx: base, events: NONE, notices: NONE };
     this.staged.set(scope, st);
     return st;
   }
@@ -679,8 +687,9 @@ export class Admissions {
     const st = this.slot(scope) ?? this.slotOfNew(scope);
     const step = scopeStep(st.ctx, event);
     st.ctx = step.ctx;
-    for (const n of step.notices) st.notices.push(n);
-    st.events.push(event);
+    if (step.notices.length > 0) st.notices = st.notices === NONE ? step.notices.slice() : st.notices.concat(step.notices);
+    if (st.events === NONE) st.events = [event];
+    else st.events.push(event);
     return st.ctx;
   }
 
@@ -689,11 +698,11 @@ export class Admissions {
     const changed = this.changed;
     for (const [scope, st] of this.staged) {
       // Read this turn, not changed.
-      if (st.events.length === 0) continue;
+      if (st.events === NONE) continue;
       changed?.(scope);
       const actor = this.registry.peek(scope);
       if (!actor) continue;
-      actor.send({ type: "batch", events: st.events, base: st.base, result: { ctx: st.ctx, notices: st.notices } });
+      actor.send({ type: "batch", events: st.events, base: st.base, result: st });
     }
     this.staged.clear();
   }
@@ -777,12 +786,15 @@ export class Admissions {
 
     if (this.leases.size >= this.maxLeases) throw unavailable("too many live leases");
     const id = this.leasePrefix + (++this.leaseSeq).toString(36);
-    let held: readonly string[] = NO_SCOPES;
+    // The scopes it holds a slot in, in one exact array (a lease keeps it for its lifetime).
+    let holders = 0;
+    for (let i = 0; i < scopes.length; i++) if (scopeHoldsSlots(contexts[i]!.limits)) holders++;
+    const held: readonly string[] = holders === 0 ? NO_SCOPES : new Array<string>(holders);
     let probes: readonly string[] = NO_SCOPES;
     let delayMs = 0;
-    for (let i = 0; i < scopes.length; i++) {
+    for (let i = 0, h = 0; i < scopes.length; i++) {
       const holds = scopeHoldsSlots(contexts[i]!.limits);
-      if (holds) held = held === NO_SCOPES ? [scopes[i]!] : [...held, scopes[i]!];
+      if (holds) (held as string[])[h++] = scopes[i]!;
       const after = this.stage(scopes[i]!, { type: "admit", demand, held: holds, now });
       if (after.breaker?.state === "halfOpen") probes = probes === NO_SCOPES ? [scopes[i]!] : [...probes, scopes[i]!];
       const v = verdicts[i] as Extract<ScopeVerdict, { ok: true }>;
@@ -904,21 +916,18 @@ export class Admissions {
   }
 
   private settle(rec: LeaseRecord, r: { outcome: Outcome | "expired"; actual: Usage; retryAfterMs?: number; latency?: Settlement["latency"] }, now: number): void {
-    // One settlement object per (held, probe) pair, shared by the scopes alike (events are never mutated).
-    const variants: (Settlement | undefined)[] = [undefined, undefined, undefined, undefined];
+    // One settlement object per (held, probe) pair, shared by the scopes alike (events are never mutated);
+    // nearly every lease is no probe, so its scopes need two at most.
+    let heldOne: Settlement | undefined;
+    let freeOne: Settlement | undefined;
     for (const s of rec.scopes) {
       const held = rec.held.includes(s);
       const probe = rec.probes.length > 0 && rec.probes.includes(s);
-      const v = (held ? 1 : 0) + (probe ? 2 : 0);
-      const settlement: Settlement = (variants[v] ??= {
-        estimate: rec.estimate,
-        actual: r.actual,
-        outcome: r.outcome,
-        retryAfterMs: r.retryAfterMs,
-        held,
-        probe,
-        latency: r.latency,
-      });
+      const settlement: Settlement = probe
+        ? settlementOf(rec, r, held, true)
+        : held
+          ? (heldOne ??= settlementOf(rec, r, true, false))
+          : (freeOne ??= settlementOf(rec, r, false, false));
       // Most scopes of a lease (a key with only a request rate, say) have nothing to settle: skip the event.
       if (settlementMatters(this.ctxOf(s), settlement)) this.stage(s, { type: "settle", settlement, now });
     }
@@ -974,6 +983,15 @@ export class Admissions {
     const j = this.policy.jitter ?? DEFAULT_JITTER;
     return Math.ceil(ms * (j.min + this.random() * (j.max - j.min)));
   }
+}
+
+function settlementOf(
+  rec: LeaseRecord,
+  r: { outcome: Outcome | "expired"; actual: Usage; retryAfterMs?: number; latency?: Settlement["latency"] },
+  held: boolean,
+  probe: boolean,
+): Settlement {
+  return { estimate: rec.estimate, actual: r.actual, outcome: r.outcome, retryAfterMs: r.retryAfterMs, held, probe, latency: r.latency };
 }
 
 function entryOf(ts: number, status: JournalEntry["status"], scopes: string[], usage: Usage, key: string, model: string, lease: string | undefined): JournalEntry {
