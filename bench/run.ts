@@ -39,7 +39,7 @@
  * Flags:
  *   --quick              CI smoke: 1 and 64 in flight, batches and client at 64,
  *                        1 run, short durations (well under a minute)
- *   --duration=ms        measured time per run over the network (default 4000; quick 800)
+ *   --duration=ms        measured time per run over the network (default 3000; quick 800)
  *   --inproc-duration=ms measured time per in-process run     (default 2000; quick 500)
  *   --warmup=ms          unmeasured lead-in per run            (default 1000; quick 200)
  *   --runs=n             runs per measurement                  (default 3; quick 1)
@@ -147,7 +147,7 @@ function options(argv: string[]): Options {
   const defaultOut = profile ? "profile.json" : quick ? "quick.json" : "latest.json";
   return {
     quick,
-    durationMs: flagInt(flags, "duration", quick ? 800 : 4000, 100),
+    durationMs: flagInt(flags, "duration", quick ? 800 : 3000, 100),
     inprocDurationMs: flagInt(flags, "inproc-duration", quick ? 500 : 2000, 100),
     warmupMs: flagInt(flags, "warmup", quick ? 200 : 1000),
     runs: flagInt(flags, "runs", quick || profile ? 1 : 3, 1),
