@@ -216,10 +216,11 @@ export function scopeAdvance(ctx: ScopeContext, now: number): Step {
 }
 
 /**
- * {@link scopeAdvance}, with the notices pushed to `notices`. Returns `ctx` itself, with
- * nothing allocated, when time changed nothing (the case on nearly every call).
+ * {@link scopeAdvance}, with the notices pushed to `notices` (none made without it: a read-only
+ * advance announces nothing). Returns `ctx` itself, with nothing allocated, when time changed
+ * nothing (the case on nearly every call).
  */
-function advance(ctx: ScopeContext, now: number, notices: ScopeNotice[]): ScopeContext {
+function advance(ctx: ScopeContext, now: number, notices: ScopeNotice[] | undefined): ScopeContext {
   let next = ctx;
   for (let i = 0; i < ctx.budgets.length; i++) {
     const p = ctx.limits.budgets[i];
@@ -235,7 +236,7 @@ function advance(ctx: ScopeContext, now: number, notices: ScopeNotice[]): ScopeC
       next = scopeCopy(next);
       next.budgets = budgets;
       next.budgetExhausted = budgetExhausted;
-      notices.push({ type: "budget.reset", budget: i, unit: p.unit ?? "cost", periodStart: r.state.periodStart, resetAt: r.state.resetAt });
+      notices?.push({ type: "budget.reset", budget: i, unit: p.unit ?? "cost", periodStart: r.state.periodStart, resetAt: r.state.resetAt });
     }
   }
   if (ctx.breaker && ctx.limits.breaker) {
@@ -244,17 +245,18 @@ function advance(ctx: ScopeContext, now: number, notices: ScopeNotice[]): ScopeC
       next = scopeCopy(next);
       next.breaker = r.state;
     }
-    if (r.transition) notices.push({ type: `breaker.${r.transition}` });
+    if (r.transition) notices?.push({ type: `breaker.${r.transition}` });
   }
   if (ctx.overloaded && !latencyOver(ctx, now)) {
     next = scopeCopy(next);
     next.overloaded = false;
-    notices.push({ type: "overloaded.off" });
+    notices?.push({ type: "overloaded.off" });
   }
   return next;
 }
 
-const NO_HINTS: ScopeHints = {};
+/** No hints: shared by every check that has none. */
+export const NO_HINTS: ScopeHints = Object.freeze({});
 
 /** The refusal that keeps the caller out longest so far, in one {@link scopeCheck}. */
 interface Worst {
@@ -273,9 +275,6 @@ function outrank(worst: Worst, reason: Exclude<Reason, "ok">, retryAfterMs: numb
   worst.refused = true;
 }
 
-/** Where a read-only advance puts its notices, emptied right after: nobody announces them. */
-const DISCARDED: ScopeNotice[] = [];
-
 /** Entries of `limits` this scope reports (buckets, concurrency, budgets). */
 function limitCount(limits: ResolvedLimits): number {
   return limits.buckets.length + (limits.concurrency !== undefined ? 1 : 0) + limits.budgets.length;
@@ -289,8 +288,7 @@ function limitCount(limits: ResolvedLimits): number {
  */
 export function scopeCheck(ctx0: ScopeContext, demand: Demand, now: number, hints: ScopeHints = NO_HINTS): ScopeVerdict {
   // Read only: the notices of this advance are the commit's to announce.
-  const ctx = advance(ctx0, now, DISCARDED);
-  DISCARDED.length = 0;
+  const ctx = advance(ctx0, now, undefined);
   const { limits } = ctx;
   // Sized up front: one entry per bucket, concurrency limit and budget. Every entry has all six
   // fields, in one order (an absent one is undefined, which JSON leaves out): one shape to serialise.

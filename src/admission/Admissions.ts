@@ -1,6 +1,6 @@
 import { Subject } from "rxjs";
 import { DEFAULT_JITTER, DEFAULT_LEASE_TTL_MS, type PolicyDocument, type ResolvedLimits } from "../../machines/policy.js";
-import { type Demand, type LimitInfo, type Outcome, type ResetWhat, type ScopeContext, type ScopeHints, type ScopeNotice, type ScopeVerdict, type Settlement, type Usage, scopeCheck, scopeHoldsSlots, scopeSlotLimit, settlementMatters } from "../../machines/scope.js";
+import { type Demand, type LimitInfo, NO_HINTS, type Outcome, type ResetWhat, type ScopeContext, type ScopeHints, type ScopeNotice, type ScopeVerdict, type Settlement, type Usage, scopeCheck, scopeHoldsSlots, scopeSlotLimit, settlementMatters } from "../../machines/scope.js";
 import { type ScopeEvent, scopeStep } from "../../machines/scopeMachine.js";
 import type { Clock } from "../clock.js";
 import type { Decision, DecisionEvent, ReportAck } from "../protocol/decision.js";
@@ -11,8 +11,6 @@ import { type JournalEntry, type LogEntry, type ResetEntry, type UsageJournal, e
 import { ExpiryQueue } from "./ExpiryQueue.js";
 import { Lease, type LeaseRecord, type LeaseTombstone, LeaseTable, NO_SCOPES } from "./LeaseTable.js";
 import { type Waiter, Waiters } from "./Waiters.js";
-
-const NO_HINTS: ScopeHints = {};
 
 /** Longest retry hint for a concurrency refusal, ms: slots usually free by report long before their lease expires. */
 export const CONCURRENCY_RETRY_HINT_MS = 1_000;
