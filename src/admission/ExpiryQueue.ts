@@ -7,7 +7,7 @@ import { Fifo } from "./Fifo.js";
  */
 export class ExpiryQueue<K> {
   private readonly keys = new Fifo<K>();
-  private readonly times = new Fifo<number>();
+  private readonly times = new Fifo<number>(false);
 
   get size(): number {
     return this.keys.size;
