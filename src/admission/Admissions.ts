@@ -9,7 +9,7 @@ import type { AdmitRequest, Report } from "../protocol/schemas.js";
 import type { ScopeActor, ScopeRegistry } from "../registry/ScopeRegistry.js";
 import { type JournalEntry, type LogEntry, type ResetEntry, type UsageJournal, entryMsgID } from "../persistence/entry.js";
 import { ExpiryQueue } from "./ExpiryQueue.js";
-import { Lease, type LeaseRecord, type LeaseTombstone, LeaseTable, NO_SCOPES } from "./LeaseTable.js";
+import { type LeaseRecord, LeaseTable, type LeaseTombstone, hasBit } from "./LeaseTable.js";
 import { type Waiter, Waiters } from "./Waiters.js";
 
 /** Longest retry hint for a concurrency refusal, ms: slots usually free by report long before their lease expires. */
@@ -21,6 +21,8 @@ export const DEFAULT_ADMISSIONS = {
   maxWaiters: 10_000,
   /** Most live leases; past it: `unavailable`. */
   maxLeases: 1_000_000,
+  /** Most tombstones of settled leases (and as many of reports for unknown ones). */
+  maxTombstones: 1_000_000,
   /** Most remembered idempotency ids. */
   maxRecent: 1_000_000,
   /** Most scopes one admission may count against (named plus parents). */
@@ -126,7 +128,7 @@ export class Admissions {
   /** Every report applied (not repeats). */
   readonly reports = new Subject<AppliedReport>();
 
-  readonly leases = new LeaseTable();
+  readonly leases: LeaseTable;
   private readonly waiters: Waiters;
   private readonly recent = new Map<string, Remembered>();
   /** Idempotency keys in the order remembered, for expiry (see ExpiryQueue for why not walk the Map). */
@@ -136,8 +138,6 @@ export class Admissions {
   private readonly random: () => number;
   private readonly maxLeases: number;
   private readonly maxRecent: number;
-  private readonly leasePrefix: string;
-  private leaseSeq = 0;
   private wakeTimer: unknown = undefined;
   private wakeAt = Number.POSITIVE_INFINITY;
   private expiryTimer: unknown = undefined;
@@ -182,7 +182,8 @@ export class Admissions {
     this.maxPendingAppends = opts.maxPendingAppends ?? DEFAULT_ADMISSIONS.maxPendingAppends;
     this.changed = opts.changed;
     this.expirySlackMs = opts.expirySlackMs ?? DEFAULT_ADMISSIONS.expirySlackMs;
-    this.leasePrefix = `L-${Math.floor(this.random() * 36 ** 6).toString(36).padStart(6, "0")}-`;
+    const prefix = `L-${Math.floor(this.random() * 36 ** 6).toString(36).padStart(6, "0")}-`;
+    this.leases = new LeaseTable({ prefix, maxLeases: this.maxLeases, maxTombstones: DEFAULT_ADMISSIONS.maxTombstones });
   }
 
   private get policy(): PolicyDocument {
@@ -359,7 +360,7 @@ export class Admissions {
         const { scopes, usage, key, model, lease } = plan.entry;
         for (const s of scopes) this.stage(s, { type: "use", usage, now });
         if (lease !== undefined) {
-          const record: LeaseRecord = { id: lease, key, model, scopes, held: [], probes: [], estimate: usage, admittedAt: now, expiresAt: now };
+          const record: LeaseRecord = { id: lease, key, model, scopes, heldMask: 0, probeMask: 0, estimate: usage, expiresAt: now };
           this.leases.bury(lease, { reported: true, record, until: now + this.leaseTtlMs });
         }
         this.emitReport(rep!, key, model, usage, "orphan", now);
@@ -393,8 +394,8 @@ export class Admissions {
     const prior = this.leases.tombstone(e.lease);
     if (prior?.reported) return;
     const record: LeaseRecord = {
-      id: e.lease, key: e.key, model: e.model, scopes: e.scopes, held: [], probes: [],
-      estimate: e.usage, admittedAt: e.ts, expiresAt: e.ts,
+      id: e.lease, key: e.key, model: e.model, scopes: e.scopes, heldMask: 0, probeMask: 0,
+      estimate: e.usage, expiresAt: e.ts,
     };
     this.leases.bury(e.lease, { reported: e.status !== "expired", record, until: now + this.leaseTtlMs });
   }
@@ -506,7 +507,7 @@ export class Admissions {
       (ack) => {
         try {
           if (!ack.duplicate && ack.seq > this.lastAppliedSeq) this.lastAppliedSeq = ack.seq;
-          if (this.leases.get(rec.id) !== rec) return;
+          if (!this.leases.isLive(rec)) return;
           this.turn(() => {
             const now = this.clock.now();
             this.settle(rec, { outcome: "expired", actual: rec.estimate }, now);
@@ -524,7 +525,7 @@ export class Admissions {
         if (this.closed) return;
         const h = this.clock.setTimeout(() => {
           this.retryTimers.delete(h);
-          if (this.leases.get(rec.id) === rec && !this.locked.has(rec.id) && !this.closed) this.journalExpiry(rec);
+          if (this.leases.isLive(rec) && !this.locked.has(rec.id) && !this.closed) this.journalExpiry(rec);
         }, EXPIRY_RETRY_MS);
         this.retryTimers.add(h);
       },
@@ -783,22 +784,19 @@ export class Admissions {
     }
 
     if (this.leases.size >= this.maxLeases) throw unavailable("too many live leases");
-    const id = this.leasePrefix + (++this.leaseSeq).toString(36);
-    // The scopes it holds a slot in, in one exact array (a lease keeps it for its lifetime).
-    let holders = 0;
-    for (let i = 0; i < scopes.length; i++) if (scopeHoldsSlots(contexts[i]!.limits)) holders++;
-    const held: readonly string[] = holders === 0 ? NO_SCOPES : new Array<string>(holders);
-    let probes: readonly string[] = NO_SCOPES;
+    // The scopes it holds a slot in, and those it is a probe of, as bits by scope index (at most 32 scopes).
+    let heldMask = 0;
+    let probeMask = 0;
     let delayMs = 0;
-    for (let i = 0, h = 0; i < scopes.length; i++) {
+    for (let i = 0; i < scopes.length; i++) {
       const holds = scopeHoldsSlots(contexts[i]!.limits);
-      if (holds) (held as string[])[h++] = scopes[i]!;
+      if (holds) heldMask |= 1 << i;
       const after = this.stage(scopes[i]!, { type: "admit", demand, held: holds, now });
-      if (after.breaker?.state === "halfOpen") probes = probes === NO_SCOPES ? [scopes[i]!] : [...probes, scopes[i]!];
+      if (after.breaker?.state === "halfOpen") probeMask |= 1 << i;
       const v = verdicts[i] as Extract<ScopeVerdict, { ok: true }>;
       if (v.delayMs > delayMs) delayMs = v.delayMs;
     }
-    this.leases.add(new Lease(id, req.key, req.model, scopes, held, probes, { tokens: req.tokens, cost: req.cost, requests: 1 }, now, now + this.leaseTtlMs));
+    const id = this.leases.add(scopes, heldMask >>> 0, probeMask >>> 0, req.tokens, req.cost, now + this.leaseTtlMs);
     this.armExpiry();
     return { admitted: true, decision: { decision: "admit", reason: "ok", lease: id, delayMs, limits } };
   }
@@ -918,9 +916,11 @@ export class Admissions {
     // nearly every lease is no probe, so its scopes need two at most.
     let heldOne: Settlement | undefined;
     let freeOne: Settlement | undefined;
-    for (const s of rec.scopes) {
-      const held = rec.held.includes(s);
-      const probe = rec.probes.length > 0 && rec.probes.includes(s);
+    const scopes = rec.scopes;
+    for (let i = 0; i < scopes.length; i++) {
+      const s = scopes[i]!;
+      const held = hasBit(rec.heldMask, i);
+      const probe = rec.probeMask !== 0 && hasBit(rec.probeMask, i);
       const settlement: Settlement = probe
         ? settlementOf(rec, r, held, true)
         : held
@@ -992,8 +992,9 @@ function settlementOf(
   return { estimate: rec.estimate, actual: r.actual, outcome: r.outcome, retryAfterMs: r.retryAfterMs, held, probe, latency: r.latency };
 }
 
-function entryOf(ts: number, status: JournalEntry["status"], scopes: string[], usage: Usage, key: string, model: string, lease: string | undefined): JournalEntry {
-  const e: JournalEntry = { v: 1, ts, type: "use", scopes, usage, status, key, model };
+function entryOf(ts: number, status: JournalEntry["status"], scopes: readonly string[], usage: Usage, key: string, model: string, lease: string | undefined): JournalEntry {
+  // A copy: the lease table keeps a lease's scope list for the lease's life.
+  const e: JournalEntry = { v: 1, ts, type: "use", scopes: scopes.slice(), usage, status, key, model };
   if (lease !== undefined) e.lease = lease;
   return e;
 }

@@ -6,8 +6,13 @@ import { Fifo } from "./Fifo.js";
  * so the expired ones are always at the front. Two {@link Fifo}s kept in step.
  */
 export class ExpiryQueue<K> {
-  private readonly keys = new Fifo<K>();
+  private readonly keys: Fifo<K>;
   private readonly times = new Fifo<number>(false);
+
+  /** @param numericKeys the keys are numbers: kept unboxed, like the times (see {@link Fifo}). */
+  constructor(numericKeys = false) {
+    this.keys = new Fifo<K>(!numericKeys);
+  }
 
   get size(): number {
     return this.keys.size;
@@ -21,6 +26,11 @@ export class ExpiryQueue<K> {
   /** The time of the oldest key, if any. */
   nextTime(): number | undefined {
     return this.times.peek();
+  }
+
+  /** The time of the newest key, if any. */
+  lastTime(): number | undefined {
+    return this.times.last();
   }
 
   /** Remove and return, in order, every key whose time is at or before `now`. */

@@ -3,20 +3,19 @@ import { ExpiryQueue } from "./ExpiryQueue.js";
 import { Fifo } from "./Fifo.js";
 import { MinHeap } from "./MinHeap.js";
 
-/** What sluice remembers of an admitted, unreported call. */
+/** What sluice remembers of an admitted, unreported call. A copy: the table keeps its own. */
 export interface LeaseRecord {
-  id: string;
-  key: string;
-  model: string;
-  /** Every scope the admission counted against. */
-  scopes: string[];
-  /** Scopes in which the lease holds a concurrency slot. */
-  held: readonly string[];
-  /** Scopes whose breaker was half-open at admission (the lease is a probe there). */
-  probes: readonly string[];
-  estimate: Usage;
-  admittedAt: number;
-  expiresAt: number;
+  readonly id: string;
+  readonly key: string;
+  readonly model: string;
+  /** Every scope the admission counted against: `key:…` first, `model:…` second. */
+  readonly scopes: readonly string[];
+  /** Bit i set: the lease holds a concurrency slot in `scopes[i]`. */
+  readonly heldMask: number;
+  /** Bit i set: `scopes[i]`'s breaker was half-open at admission (the lease is a probe there). */
+  readonly probeMask: number;
+  readonly estimate: Usage;
+  readonly expiresAt: number;
 }
 
 /** What is kept of a lease after it was reported or expired, so repeats count once. */
@@ -27,138 +26,199 @@ export interface LeaseTombstone {
   until: number;
 }
 
-/** No scopes: shared by every lease that holds no slot or is no probe anywhere. */
-export const NO_SCOPES: readonly string[] = Object.freeze([]);
+/** Is bit `i` of `mask` set? */
+export function hasBit(mask: number, i: number): boolean {
+  return ((mask >>> i) & 1) === 1;
+}
 
-/**
- * One lease, live or settled: its record, and (once settled) its tombstone, in one
- * object, so that a lease costs one allocation and settling moves nothing.
- * Build leases with this class; a plain {@link LeaseRecord} given to the table is copied into one.
- */
-export class Lease implements LeaseRecord, LeaseTombstone {
-  /** Still holding its slots and reservations. */
-  live = true;
-  reported = false;
-  until = Number.POSITIVE_INFINITY;
+/** Slots of one table: live leases and tombstones of this instance together (2^23). */
+const SLOTS = 0x800000;
+/** Generations per slot before they wrap (2^30): a handle `gen·SLOTS + slot` stays below 2^53. */
+const GENS = 0x40000000;
+const FIRST_CAPACITY = 1024;
+
+const FREE = 0;
+const LIVE = 1;
+const EXPIRED = 2;
+const REPORTED = 3;
+
+/** A lease of this table, as read at one moment. */
+class OwnLease implements LeaseRecord {
   constructor(
-    readonly id: string,
-    readonly key: string,
-    readonly model: string,
-    readonly scopes: string[],
-    readonly held: readonly string[],
-    readonly probes: readonly string[],
+    private readonly prefix: string,
+    /** Slot and generation: stale once the slot is freed. */
+    readonly handle: number,
+    readonly scopes: readonly string[],
+    readonly heldMask: number,
+    readonly probeMask: number,
     readonly estimate: Usage,
-    readonly admittedAt: number,
     readonly expiresAt: number,
   ) {}
 
-  static of(r: LeaseRecord): Lease {
-    return r instanceof Lease ? r : new Lease(r.id, r.key, r.model, r.scopes, r.held, r.probes, r.estimate, r.admittedAt, r.expiresAt);
+  get id(): string {
+    return this.prefix + this.handle.toString(36);
   }
 
-  /** As a tombstone: the record is the lease itself. */
-  get record(): LeaseRecord {
-    return this;
+  get key(): string {
+    return this.scopes[0]!.slice(4);
+  }
+
+  get model(): string {
+    return this.scopes[1]!.slice(6);
   }
 }
 
-type Entry = Lease;
+/** A tombstone of a lease this table never issued (a report for an unknown lease, a replayed journal entry). */
+interface ForeignTomb extends LeaseTombstone {
+  id: string;
+}
+
+export interface LeaseTableOptions {
+  /** Start of every lease id this table issues; ids without it are never its own. */
+  prefix: string;
+  /** Most live leases the caller will add (it checks {@link LeaseTable.size} first). */
+  maxLeases: number;
+  /** Most tombstones kept (of its own leases, and as many of foreign ids); the oldest go first. */
+  maxTombstones: number;
+}
 
 /**
- * Live leases and the tombstones of settled ones, in one Map by id.
+ * Live leases and the tombstones of settled ones.
+ *
+ * A lease of this table lives in a slot of parallel typed arrays (times, estimate,
+ * held and probe masks) plus one reference to its scope list, which the scopes'
+ * contexts share. Its id is the table's prefix and `gen·2^23 + slot` in base 36, so
+ * finding a lease by id is arithmetic, not a Map; the generation, bumped whenever
+ * a slot is freed, makes an id stale once its tombstone is gone. Nothing per lease
+ * is a heap object of its own: leases are what lives longest of what an admission
+ * makes, and a few hundred bytes of objects each, promoted by every young-generation
+ * collection, were a quarter of the core's time.
  *
  * Expiry order: leases get `now + leaseTtlMs`, so they nearly always arrive in
  * expiry order and wait in a FIFO (O(1) each way); one that would expire before
  * the last queued (the TTL was lowered) goes to a min-heap beside it. Tombstones
  * are dropped in the order buried, likewise. Per scope, the leases holding a slot
  * there wait in a FIFO too, for the earliest expiry a refused caller is told.
+ * Queues hold handles, checked against the slot when they come up: a lease
+ * settled meanwhile leaves a stale entry that is skipped.
  */
 export class LeaseTable {
-  private readonly entries = new Map<string, Entry>();
-  private liveCount = 0;
-  private readonly order = new Fifo<Entry>();
-  private readonly early = new MinHeap<Entry>((a, b) => a.expiresAt < b.expiresAt);
-  private readonly holding = new Map<string, Fifo<Entry>>();
-  /** Tombstones in the order buried, each with the time it was buried until. */
-  private readonly tombs = new ExpiryQueue<Entry>();
-  private tombCount = 0;
+  private readonly prefix: string;
+  private readonly maxTombstones: number;
+  private cap = 0;
+  /** Slots handed out at least once (the rest of the capacity is untouched). */
+  private used = 0;
+  private gen = new Uint32Array(0);
+  private state = new Uint8Array(0);
+  private expires = new Float64Array(0);
+  private untils = new Float64Array(0);
+  private tokens = new Float64Array(0);
+  private costs = new Float64Array(0);
+  private held = new Uint32Array(0);
+  private probes = new Uint32Array(0);
+  private scopes: (readonly string[] | undefined)[] = [];
+  /** Freed slots, a stack. */
+  private freeSlots = new Int32Array(0);
+  private freeCount = 0;
 
-  constructor(private readonly maxTombstones = 1_000_000) {}
+  private liveCount = 0;
+  private tombCount = 0;
+  /** Handles in expiry order, with their expiry. */
+  private readonly order = new ExpiryQueue<number>(true);
+  private readonly early = new MinHeap<{ at: number; handle: number }>((a, b) => a.at < b.at);
+  private readonly holding = new Map<string, Fifo<number>>();
+  /** Handles of tombstones in the order buried, each with the time it was buried until. */
+  private readonly tombs = new ExpiryQueue<number>(true);
+
+  private readonly foreign = new Map<string, ForeignTomb>();
+  private readonly foreignOrder = new ExpiryQueue<string>();
+
+  constructor(opts: LeaseTableOptions) {
+    if (opts.maxLeases + opts.maxTombstones > SLOTS) {
+      throw new RangeError(`maxLeases + maxTombstones: at most ${SLOTS} (got ${opts.maxLeases + opts.maxTombstones})`);
+    }
+    this.prefix = opts.prefix;
+    this.maxTombstones = opts.maxTombstones;
+  }
 
   /** Live leases. */
   get size(): number {
     return this.liveCount;
   }
 
+  /** Tombstones kept (own and foreign). */
+  get tombstones(): number {
+    return this.tombCount + this.foreign.size;
+  }
+
+  /** The live lease `id`. */
   get(id: string): LeaseRecord | undefined {
-    const e = this.entries.get(id);
-    return e?.live ? e : undefined;
+    const h = this.handleOf(id);
+    return h >= 0 && this.state[h % SLOTS] === LIVE ? this.view(h) : undefined;
+  }
+
+  /** Is `rec` (as returned by this table) still live? */
+  isLive(rec: LeaseRecord): boolean {
+    return rec instanceof OwnLease && this.stateOf(rec.handle) === LIVE;
   }
 
   tombstone(id: string): LeaseTombstone | undefined {
-    const e = this.entries.get(id);
-    return e && !e.live ? e : undefined;
+    const h = this.handleOf(id);
+    if (h >= 0) {
+      const slot = h % SLOTS;
+      const st = this.state[slot];
+      if (st === LIVE) return undefined;
+      if (st === EXPIRED || st === REPORTED) return { reported: st === REPORTED, until: this.untils[slot]!, record: this.view(h) };
+    }
+    return this.foreign.get(id);
   }
 
-  add(rec: LeaseRecord): void {
-    const e = Lease.of(rec);
-    const prior = this.entries.get(e.id);
-    if (prior === e) return;
-    if (prior?.live) {
-      // Never with unique ids; if it were, the old lease must not expire a second time.
-      prior.live = false;
-      this.liveCount--;
-    } else if (prior) this.tombCount--;
-    this.entries.set(e.id, e);
+  /**
+   * Add a live lease and return its id. `scopes` is kept as given (share it, don't copy);
+   * it starts with the lease's `key:…` and `model:…` scopes.
+   */
+  add(scopes: readonly string[], heldMask: number, probeMask: number, tokens: number, cost: number, expiresAt: number): string {
+    if (!scopes[0]?.startsWith("key:") || !scopes[1]?.startsWith("model:")) throw new TypeError("scopes: key:… and model:… first");
+    const slot = this.allocate();
+    const h = this.gen[slot]! * SLOTS + slot;
+    this.state[slot] = LIVE;
+    this.expires[slot] = expiresAt;
+    this.tokens[slot] = tokens;
+    this.costs[slot] = cost;
+    this.held[slot] = heldMask;
+    this.probes[slot] = probeMask;
+    this.scopes[slot] = scopes;
     this.liveCount++;
-    const last = this.order.last();
-    if (last === undefined || last.expiresAt <= e.expiresAt) this.order.push(e);
-    else this.early.push(e);
-    for (const s of e.held) {
+    const last = this.order.lastTime();
+    if (last === undefined || last <= expiresAt) this.order.push(h, expiresAt);
+    else this.early.push({ at: expiresAt, handle: h });
+    for (let i = 0; heldMask !== 0 && i < scopes.length; i++) {
+      if (!hasBit(heldMask, i)) continue;
+      const s = scopes[i]!;
       let q = this.holding.get(s);
-      if (!q) this.holding.set(s, (q = new Fifo()));
-      q.push(e);
+      if (!q) this.holding.set(s, (q = new Fifo<number>(false)));
+      q.push(h);
     }
+    return this.prefix + h.toString(36);
   }
 
   /** Remove a live lease (reported or expired) and leave a tombstone until `until`. */
   settle(rec: LeaseRecord, reported: boolean, until: number): void {
-    const e = this.entries.get(rec.id);
-    if (!e || !e.live || e !== rec) return;
-    e.live = false;
+    if (!(rec instanceof OwnLease) || this.stateOf(rec.handle) !== LIVE) return;
+    const slot = rec.handle % SLOTS;
+    this.state[slot] = reported ? REPORTED : EXPIRED;
     this.liveCount--;
-    for (const s of rec.held) {
-      const q = this.holding.get(s);
+    const mask = this.held[slot]!;
+    const scopes = this.scopes[slot]!;
+    for (let i = 0; mask !== 0 && i < scopes.length; i++) {
+      if (!hasBit(mask, i)) continue;
+      const q = this.holding.get(scopes[i]!);
       if (!q) continue;
-      while (q.size > 0 && !q.peek()!.live) q.shift();
-      if (q.size === 0) this.holding.delete(s);
+      for (let f = q.peek(); f !== undefined && this.stateOf(f) !== LIVE; f = q.peek()) q.shift();
+      if (q.size === 0) this.holding.delete(scopes[i]!);
     }
-    this.entomb(e, reported, until);
-  }
-
-  /** Remember a settled id (also for reports of unknown leases, so their repeats count once). */
-  bury(id: string, tomb: LeaseTombstone): void {
-    const prior = this.entries.get(id);
-    if (prior?.live) return;
-    let e: Lease;
-    if (prior !== undefined && prior === tomb.record) {
-      // Buried again (a late report): the same lease, a later time.
-      e = prior;
-      this.tombCount--;
-    } else {
-      if (prior) this.tombCount--;
-      const r = tomb.record;
-      e = new Lease(id, r.key, r.model, r.scopes, r.held, r.probes, r.estimate, r.admittedAt, r.expiresAt);
-      e.live = false;
-      this.entries.set(id, e);
-    }
-    this.entomb(e, tomb.reported, tomb.until);
-  }
-
-  private entomb(e: Entry, reported: boolean, until: number): void {
-    e.reported = reported;
-    e.until = until;
-    this.tombs.push(e, until);
+    this.untils[slot] = until;
+    this.tombs.push(rec.handle, until);
     this.tombCount++;
     while (this.tombCount > this.maxTombstones) {
       const oldest = this.tombs.shift();
@@ -167,19 +227,46 @@ export class LeaseTable {
     }
   }
 
+  /** Remember a settled id (also for reports of unknown leases, so their repeats count once). */
+  bury(id: string, tomb: LeaseTombstone): void {
+    const h = this.handleOf(id);
+    if (h >= 0) {
+      const slot = h % SLOTS;
+      const st = this.state[slot];
+      if (st === LIVE) return;
+      if (st === EXPIRED || st === REPORTED) {
+        // Buried again (a late report): the same lease, a later time.
+        this.state[slot] = tomb.reported ? REPORTED : EXPIRED;
+        this.untils[slot] = tomb.until;
+        this.tombs.push(h, tomb.until);
+        return;
+      }
+    }
+    const prior = this.foreign.get(id);
+    if (prior) {
+      prior.reported = tomb.reported;
+      prior.until = tomb.until;
+      prior.record = tomb.record;
+    } else this.foreign.set(id, { id, reported: tomb.reported, until: tomb.until, record: tomb.record });
+    this.foreignOrder.push(id, tomb.until);
+    while (this.foreign.size > this.maxTombstones) {
+      const oldest = this.foreignOrder.shift();
+      if (oldest === undefined) break;
+      this.dropForeign(oldest, Number.POSITIVE_INFINITY);
+    }
+  }
+
   /** Live leases whose expiry is at or before `now`, removed from the expiry order (still live until settled). */
   *due(now: number): Generator<LeaseRecord> {
     for (;;) {
-      const a = this.order.peek();
+      const a = this.order.nextTime();
       const b = this.early.peek();
-      let e: Entry;
-      if (a !== undefined && a.expiresAt <= now && (b === undefined || a.expiresAt <= b.expiresAt)) {
-        e = this.order.shift()!;
-      } else if (b !== undefined && b.expiresAt <= now) {
-        e = this.early.pop()!;
-      } else return;
-      // A lease reported earlier is a tombstone now; its place in the order is stale.
-      if (e.live) yield e;
+      let h: number;
+      if (a !== undefined && a <= now && (b === undefined || a <= b.at)) h = this.order.shift()!;
+      else if (b !== undefined && b.at <= now) h = this.early.pop()!.handle;
+      else return;
+      // A lease reported earlier is a tombstone now (or its slot is free again); its place in the order is stale.
+      if (this.stateOf(h) === LIVE) yield this.view(h);
     }
   }
 
@@ -188,21 +275,15 @@ export class LeaseTable {
     const next = this.nextExpiry();
     if (next !== undefined && next <= now) return true;
     const t = this.tombs.nextTime();
-    return t !== undefined && t <= now;
+    if (t !== undefined && t <= now) return true;
+    const f = this.foreignOrder.nextTime();
+    return f !== undefined && f <= now;
   }
 
   /** Drop tombstones past their time. */
   pruneTombstones(now: number): void {
-    for (const e of this.tombs.popDue(now)) this.dropTomb(e, now);
-  }
-
-  /** Forget a tombstone, unless it is live again or was buried for longer since. */
-  private dropTomb(e: Entry, now: number): void {
-    if (e.live || e.until > now) return;
-    if (this.entries.get(e.id) === e) {
-      this.entries.delete(e.id);
-      this.tombCount--;
-    }
+    for (let t = this.tombs.nextTime(); t !== undefined && t <= now; t = this.tombs.nextTime()) this.dropTomb(this.tombs.shift()!, now);
+    for (let t = this.foreignOrder.nextTime(); t !== undefined && t <= now; t = this.foreignOrder.nextTime()) this.dropForeign(this.foreignOrder.shift()!, now);
   }
 
   /** The expiry of the oldest live lease holding a slot in `scope` (the earliest, leases sharing one TTL). */
@@ -211,8 +292,11 @@ export class LeaseTable {
     if (!q) return undefined;
     let min: number | undefined;
     let looked = 0;
-    for (const e of q) {
-      if (e.live && (min === undefined || e.expiresAt < min)) min = e.expiresAt;
+    for (const h of q) {
+      if (this.stateOf(h) === LIVE) {
+        const at = this.expires[h % SLOTS]!;
+        if (min === undefined || at < min) min = at;
+      }
       // In TTL order the first live one is the earliest; look a little further for a lowered TTL.
       if (++looked > 16) break;
     }
@@ -221,14 +305,83 @@ export class LeaseTable {
 
   /** The earliest expiry of any live lease (may be a stale entry: an upper bound on the wait). */
   nextExpiry(): number | undefined {
-    const a = this.order.peek()?.expiresAt;
-    const b = this.early.peek()?.expiresAt;
+    const a = this.order.nextTime();
+    const b = this.early.peek()?.at;
     if (a === undefined) return b;
     return b === undefined ? a : Math.min(a, b);
   }
 
   /** Every live lease. */
   *values(): IterableIterator<LeaseRecord> {
-    for (const e of this.entries.values()) if (e.live) yield e;
+    for (let slot = 0; slot < this.used; slot++) if (this.state[slot] === LIVE) yield this.view(this.gen[slot]! * SLOTS + slot);
+  }
+
+  // ---- internals ----
+
+  /** The handle an id of this table names, or -1 (not this table's, malformed, or beyond what was issued). */
+  private handleOf(id: string): number {
+    if (id.length <= this.prefix.length || id.length > this.prefix.length + 11 || !id.startsWith(this.prefix)) return -1;
+    const rest = id.slice(this.prefix.length);
+    const h = Number.parseInt(rest, 36);
+    if (!Number.isSafeInteger(h) || h < 0 || h.toString(36) !== rest) return -1;
+    const slot = h % SLOTS;
+    if (slot >= this.used || this.gen[slot] !== (h - slot) / SLOTS) return -1;
+    return h;
+  }
+
+  /** The state of the slot of `h`, or FREE when the handle is stale. */
+  private stateOf(h: number): number {
+    const slot = h % SLOTS;
+    return this.gen[slot] === (h - slot) / SLOTS ? this.state[slot]! : FREE;
+  }
+
+  private view(h: number): OwnLease {
+    const slot = h % SLOTS;
+    const estimate: Usage = { tokens: this.tokens[slot]!, cost: this.costs[slot]!, requests: 1 };
+    return new OwnLease(this.prefix, h, this.scopes[slot]!, this.held[slot]!, this.probes[slot]!, estimate, this.expires[slot]!);
+  }
+
+  /** Forget an own tombstone, unless it was buried for longer since (or its slot is no tombstone). */
+  private dropTomb(h: number, now: number): void {
+    const st = this.stateOf(h);
+    if (st !== EXPIRED && st !== REPORTED) return;
+    const slot = h % SLOTS;
+    if (this.untils[slot]! > now) return;
+    this.state[slot] = FREE;
+    this.scopes[slot] = undefined;
+    this.gen[slot] = (this.gen[slot]! + 1) % GENS;
+    this.freeSlots[this.freeCount++] = slot;
+    this.tombCount--;
+  }
+
+  private dropForeign(id: string, now: number): void {
+    const t = this.foreign.get(id);
+    if (t && t.until <= now) this.foreign.delete(id);
+  }
+
+  private allocate(): number {
+    if (this.freeCount > 0) return this.freeSlots[--this.freeCount]!;
+    if (this.used === this.cap) this.grow();
+    return this.used++;
+  }
+
+  private grow(): void {
+    const cap = Math.min(SLOTS, Math.max(FIRST_CAPACITY, this.cap * 2));
+    if (cap === this.cap) throw new RangeError("lease table full");
+    const widen = <A extends Uint8Array | Uint32Array | Int32Array | Float64Array>(a: A, make: (n: number) => A): A => {
+      const b = make(cap);
+      b.set(a);
+      return b;
+    };
+    this.gen = widen(this.gen, (n) => new Uint32Array(n));
+    this.state = widen(this.state, (n) => new Uint8Array(n));
+    this.expires = widen(this.expires, (n) => new Float64Array(n));
+    this.untils = widen(this.untils, (n) => new Float64Array(n));
+    this.tokens = widen(this.tokens, (n) => new Float64Array(n));
+    this.costs = widen(this.costs, (n) => new Float64Array(n));
+    this.held = widen(this.held, (n) => new Uint32Array(n));
+    this.probes = widen(this.probes, (n) => new Uint32Array(n));
+    this.freeSlots = widen(this.freeSlots, (n) => new Int32Array(n));
+    this.cap = cap;
   }
 }

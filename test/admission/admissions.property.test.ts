@@ -2,6 +2,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { ScopeContext } from "../../machines/scope.js";
 import { scopeAdvance } from "../../machines/scope.js";
+import { hasBit } from "../../src/admission/LeaseTable.js";
 import type { Decision } from "../../src/protocol/decision.js";
 import { type Sluice, mulberry32, sluice } from "./helpers.js";
 
@@ -153,7 +154,11 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
 /** Held slots per scope according to the lease table. */
 function heldByLeases(s: Sluice): Map<string, number> {
   const m = new Map<string, number>();
-  for (const rec of s.admissions.leases.values()) for (const scope of rec.held) m.set(scope, (m.get(scope) ?? 0) + 1);
+  for (const rec of s.admissions.leases.values()) {
+    rec.scopes.forEach((scope, i) => {
+      if (hasBit(rec.heldMask, i)) m.set(scope, (m.get(scope) ?? 0) + 1);
+    });
+  }
   return m;
 }
 
