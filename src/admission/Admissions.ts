@@ -796,7 +796,7 @@ export class Admissions {
       const v = verdicts[i] as Extract<ScopeVerdict, { ok: true }>;
       if (v.delayMs > delayMs) delayMs = v.delayMs;
     }
-    const id = this.leases.add(scopes, heldMask >>> 0, probeMask >>> 0, req.tokens, req.cost, now + this.leaseTtlMs);
+    const id = this.leases.add(scopes, heldMask, probeMask, req.tokens, req.cost, now + this.leaseTtlMs);
     this.armExpiry();
     return { admitted: true, decision: { decision: "admit", reason: "ok", lease: id, delayMs, limits } };
   }
@@ -993,8 +993,7 @@ function settlementOf(
 }
 
 function entryOf(ts: number, status: JournalEntry["status"], scopes: readonly string[], usage: Usage, key: string, model: string, lease: string | undefined): JournalEntry {
-  // A copy: the lease table keeps a lease's scope list for the lease's life.
-  const e: JournalEntry = { v: 1, ts, type: "use", scopes: scopes.slice(), usage, status, key, model };
+  const e: JournalEntry = { v: 1, ts, type: "use", scopes, usage, status, key, model };
   if (lease !== undefined) e.lease = lease;
   return e;
 }

@@ -42,6 +42,11 @@ const LIVE = 1;
 const EXPIRED = 2;
 const REPORTED = 3;
 
+/** Is a slot in this state a tombstone (expired or reported)? */
+function isTomb(state: number): boolean {
+  return state === EXPIRED || state === REPORTED;
+}
+
 /** A lease of this table, as read at one moment. */
 class OwnLease implements LeaseRecord {
   constructor(
@@ -154,7 +159,7 @@ export class LeaseTable {
   /** The live lease `id`. */
   get(id: string): LeaseRecord | undefined {
     const h = this.handleOf(id);
-    return h >= 0 && this.state[h % SLOTS] === LIVE ? this.view(h) : undefined;
+    return h >= 0 && this.stateOf(h) === LIVE ? this.view(h) : undefined;
   }
 
   /** Is `rec` (as returned by this table) still live? */
@@ -164,12 +169,9 @@ export class LeaseTable {
 
   tombstone(id: string): LeaseTombstone | undefined {
     const h = this.handleOf(id);
-    if (h >= 0) {
-      const slot = h % SLOTS;
-      const st = this.state[slot];
-      if (st === LIVE) return undefined;
-      if (st === EXPIRED || st === REPORTED) return { reported: st === REPORTED, until: this.untils[slot]!, record: this.view(h) };
-    }
+    const st = h >= 0 ? this.stateOf(h) : FREE;
+    if (st === LIVE) return undefined;
+    if (isTomb(st)) return { reported: st === REPORTED, until: this.untils[h % SLOTS]!, record: this.view(h) };
     return this.foreign.get(id);
   }
 
@@ -230,17 +232,15 @@ export class LeaseTable {
   /** Remember a settled id (also for reports of unknown leases, so their repeats count once). */
   bury(id: string, tomb: LeaseTombstone): void {
     const h = this.handleOf(id);
-    if (h >= 0) {
+    const st = h >= 0 ? this.stateOf(h) : FREE;
+    if (st === LIVE) return;
+    if (isTomb(st)) {
+      // Buried again (a late report): the same lease, a later time.
       const slot = h % SLOTS;
-      const st = this.state[slot];
-      if (st === LIVE) return;
-      if (st === EXPIRED || st === REPORTED) {
-        // Buried again (a late report): the same lease, a later time.
-        this.state[slot] = tomb.reported ? REPORTED : EXPIRED;
-        this.untils[slot] = tomb.until;
-        this.tombs.push(h, tomb.until);
-        return;
-      }
+      this.state[slot] = tomb.reported ? REPORTED : EXPIRED;
+      this.untils[slot] = tomb.until;
+      this.tombs.push(h, tomb.until);
+      return;
     }
     const prior = this.foreign.get(id);
     if (prior) {
@@ -318,15 +318,13 @@ export class LeaseTable {
 
   // ---- internals ----
 
-  /** The handle an id of this table names, or -1 (not this table's, malformed, or beyond what was issued). */
+  /** The handle an id of this table names, or -1 (not this table's, malformed, or beyond what was issued); it may be stale. */
   private handleOf(id: string): number {
     if (id.length <= this.prefix.length || id.length > this.prefix.length + 11 || !id.startsWith(this.prefix)) return -1;
     const rest = id.slice(this.prefix.length);
     const h = Number.parseInt(rest, 36);
     if (!Number.isSafeInteger(h) || h < 0 || h.toString(36) !== rest) return -1;
-    const slot = h % SLOTS;
-    if (slot >= this.used || this.gen[slot] !== (h - slot) / SLOTS) return -1;
-    return h;
+    return h % SLOTS < this.used ? h : -1;
   }
 
   /** The state of the slot of `h`, or FREE when the handle is stale. */
@@ -343,8 +341,7 @@ export class LeaseTable {
 
   /** Forget an own tombstone, unless it was buried for longer since (or its slot is no tombstone). */
   private dropTomb(h: number, now: number): void {
-    const st = this.stateOf(h);
-    if (st !== EXPIRED && st !== REPORTED) return;
+    if (!isTomb(this.stateOf(h))) return;
     const slot = h % SLOTS;
     if (this.untils[slot]! > now) return;
     this.state[slot] = FREE;

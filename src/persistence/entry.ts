@@ -14,7 +14,7 @@ export interface JournalEntry {
   ts: number;
   type: "use";
   /** Every scope the usage counts against (key, model, named scopes, parents). */
-  scopes: string[];
+  scopes: readonly string[];
   /** Usage to add to each scope (for `late`: the difference to the estimate already settled). */
   usage: Usage;
   lease?: string;
