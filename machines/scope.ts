@@ -30,7 +30,7 @@ import {
 import { type LatencyLimitState, type LatencySample, latencyLimitInit, latencyLimitOnReport, latencyLimitSlots } from "./latencyLimit.js";
 import { type PacingState, pacingDelay, pacingInit, pacingOnOutcome, pacingReset, pacingTake } from "./pacing.js";
 import type { BucketLimit, BudgetPolicy, RateKind, ResolvedLimits } from "./policy.js";
-import { type BucketState, bucketAdjust, bucketCheck, bucketInit, bucketRebase, bucketTake, bucketWaitMs } from "./tokenBucket.js";
+import { type BucketState, bucketAdjustInPlace, bucketCheck, bucketInit, bucketRebase, bucketTakeInPlace, bucketWaitMs } from "./tokenBucket.js";
 
 export type { Outcome, Usage };
 
@@ -184,6 +184,24 @@ function scopeCopy(c: ScopeContext): ScopeContext {
   };
 }
 
+/**
+ * A copy of `c` that shares nothing the in-place steps write: the bucket states and the
+ * budget arrays are copied too (the states they hold, and breaker, pacing and latency
+ * states, are only ever replaced, never written, so they are shared).
+ */
+export function scopeClone(c: ScopeContext): ScopeContext {
+  const next = scopeCopy(c);
+  const buckets: Partial<Record<RateKind, BucketState>> = {};
+  for (const kind in c.buckets) {
+    const s = c.buckets[kind as RateKind]!;
+    buckets[kind as RateKind] = { level: s.level, at: s.at };
+  }
+  next.buckets = buckets;
+  next.budgets = c.budgets.slice();
+  next.budgetExhausted = c.budgetExhausted.slice();
+  return next;
+}
+
 /** Does an admission hold a slot in this scope (a concurrency limit, or the adaptive one)? */
 export function scopeHoldsSlots(limits: ResolvedLimits): boolean {
   return limits.concurrency !== undefined || limits.latency !== undefined;
@@ -209,19 +227,35 @@ export function latencyOver(ctx: ScopeContext, now: number, share = 1): boolean 
   return false;
 }
 
-/** Apply what time alone changes: budget resets, breaker cooldowns, latency decay. */
+/** Apply what time alone changes: budget resets, breaker cooldowns, latency decay. Pure: `ctx` itself when time changed nothing. */
 export function scopeAdvance(ctx: ScopeContext, now: number): Step {
   const notices: ScopeNotice[] = [];
-  return { ctx: advance(ctx, now, notices), notices };
+  if (!advanceDue(ctx, now)) return { ctx, notices };
+  const next = scopeClone(ctx);
+  advanceInPlace(next, now, notices);
+  return { ctx: next, notices };
 }
 
-/**
- * {@link scopeAdvance}, with the notices pushed to `notices` (none made without it: a read-only
- * advance announces nothing). Returns `ctx` itself, with nothing allocated, when time changed
- * nothing (the case on nearly every call).
- */
-function advance(ctx: ScopeContext, now: number, notices: ScopeNotice[] | undefined): ScopeContext {
-  let next = ctx;
+/** Would {@link advanceInPlace} change anything at `now`? (False on nearly every call.) */
+function advanceDue(ctx: ScopeContext, now: number): boolean {
+  for (let i = 0; i < ctx.budgets.length; i++) {
+    const b = ctx.budgets[i]!;
+    if (ctx.limits.budgets[i] && b.resetAt !== null && now >= b.resetAt) return true;
+  }
+  if (ctx.breaker && ctx.limits.breaker && breakerAdvance(ctx.breaker, ctx.limits.breaker, now).state !== ctx.breaker) return true;
+  return ctx.overloaded && !latencyOver(ctx, now);
+}
+
+/** `ctx` as time alone would leave it at `now`, for reading: `ctx` itself, or an advanced copy (announcing nothing). */
+function advancedView(ctx: ScopeContext, now: number): ScopeContext {
+  if (!advanceDue(ctx, now)) return ctx;
+  const next = scopeClone(ctx);
+  advanceInPlace(next, now, undefined);
+  return next;
+}
+
+/** What time alone changes, written into `ctx`, with the notices pushed to `notices` (none made without it). */
+function advanceInPlace(ctx: ScopeContext, now: number, notices: ScopeNotice[] | undefined): void {
   for (let i = 0; i < ctx.budgets.length; i++) {
     const p = ctx.limits.budgets[i];
     const b = ctx.budgets[i]!;
@@ -229,30 +263,20 @@ function advance(ctx: ScopeContext, now: number, notices: ScopeNotice[] | undefi
     const r = budgetAdvance(b, p, now);
     if (r.reset) {
       // Each budget resets on its own boundary, once.
-      const budgets = next.budgets.slice();
-      const budgetExhausted = next.budgetExhausted.slice();
-      budgets[i] = r.state;
-      budgetExhausted[i] = false;
-      next = scopeCopy(next);
-      next.budgets = budgets;
-      next.budgetExhausted = budgetExhausted;
+      ctx.budgets[i] = r.state;
+      ctx.budgetExhausted[i] = false;
       notices?.push({ type: "budget.reset", budget: i, unit: p.unit ?? "cost", periodStart: r.state.periodStart, resetAt: r.state.resetAt });
     }
   }
   if (ctx.breaker && ctx.limits.breaker) {
     const r = breakerAdvance(ctx.breaker, ctx.limits.breaker, now);
-    if (r.state !== ctx.breaker) {
-      next = scopeCopy(next);
-      next.breaker = r.state;
-    }
+    ctx.breaker = r.state;
     if (r.transition) notices?.push({ type: `breaker.${r.transition}` });
   }
   if (ctx.overloaded && !latencyOver(ctx, now)) {
-    next = scopeCopy(next);
-    next.overloaded = false;
+    ctx.overloaded = false;
     notices?.push({ type: "overloaded.off" });
   }
-  return next;
 }
 
 /** No hints: shared by every check that has none. */
@@ -288,7 +312,7 @@ function limitCount(limits: ResolvedLimits): number {
  */
 export function scopeCheck(ctx0: ScopeContext, demand: Demand, now: number, hints: ScopeHints = NO_HINTS): ScopeVerdict {
   // Read only: the notices of this advance are the commit's to announce.
-  const ctx = advance(ctx0, now, undefined);
+  const ctx = advancedView(ctx0, now);
   const { limits } = ctx;
   // Sized up front: one entry per bucket, concurrency limit and budget. Every entry has all six
   // fields, in one order (an absent one is undefined, which JSON leaves out): one shape to serialise.
@@ -353,23 +377,30 @@ export function scopeCheck(ctx0: ScopeContext, demand: Demand, now: number, hint
   return { ok: true, delayMs, limits: info };
 }
 
-/** Commit an admission (after every scope's check passed at the same `now`). */
-export function scopeAdmit(ctx0: ScopeContext, demand: Demand, held: boolean, now: number): Step {
+/** Commit an admission (after every scope's check passed at the same `now`). Pure: a new context. */
+export function scopeAdmit(ctx: ScopeContext, demand: Demand, held: boolean, now: number): Step {
+  const next = scopeClone(ctx);
   const notices: ScopeNotice[] = [];
-  const ctx = advance(ctx0, now, notices);
-  const next = scopeCopy(ctx);
-  const buckets: Partial<Record<RateKind, BucketState>> = {};
-  for (const b of ctx.limits.buckets) {
-    const state = ctx.buckets[b.kind];
-    buckets[b.kind] = bucketTake(state ?? bucketInit(b, now), b, bucketAmount(b, demand), now);
-  }
-  next.buckets = buckets;
-  if (held) next.held = ctx.held + 1;
-  eachBudget(next, ctx, notices, BUDGET_RESERVE, demand, demand);
-  if (ctx.breaker && ctx.limits.breaker) next.breaker = breakerOnAdmit(ctx.breaker, ctx.limits.breaker, now);
-  if (ctx.pacing && ctx.limits.adaptive) next.pacing = pacingTake(ctx.pacing, now);
-  next.lastActiveAt = now;
+  scopeAdmitInPlace(next, demand, held, now, notices);
   return { ctx: next, notices };
+}
+
+/** {@link scopeAdmit}, written into `ctx` itself (the scope actor's own context), its notices pushed to `notices`. */
+export function scopeAdmitInPlace(ctx: ScopeContext, demand: Demand, held: boolean, now: number, notices: ScopeNotice[]): void {
+  advanceInPlace(ctx, now, notices);
+  for (const b of ctx.limits.buckets) bucketTakeInPlace(ownBucket(ctx, b, now), b, bucketAmount(b, demand), now);
+  if (held) ctx.held += 1;
+  eachBudget(ctx, notices, BUDGET_RESERVE, demand, demand);
+  if (ctx.breaker && ctx.limits.breaker) ctx.breaker = breakerOnAdmit(ctx.breaker, ctx.limits.breaker, now);
+  if (ctx.pacing && ctx.limits.adaptive) ctx.pacing = pacingTake(ctx.pacing, now);
+  ctx.lastActiveAt = now;
+}
+
+/** The state of bucket `b` in `ctx`, added full at `now` if the scope has none yet. */
+function ownBucket(ctx: ScopeContext, b: BucketLimit, now: number): BucketState {
+  let state = ctx.buckets[b.kind];
+  if (!state) ctx.buckets[b.kind] = state = bucketInit(b, now);
+  return state;
 }
 
 const BUDGET_RESERVE = 0;
@@ -377,15 +408,12 @@ const BUDGET_SETTLE = 1;
 const BUDGET_USE = 2;
 
 /**
- * Apply a budget operation to every budget of `ctx`, writing the result to `next`: reserve
- * `a`, settle the reservation `a` with the actual `b`, or use `a`. A budget that reaches its
- * limit is announced once per crossing, and one that falls back under it is re-armed.
+ * Apply a budget operation to every budget of `ctx`, in place: reserve `a`, settle the
+ * reservation `a` with the actual `b`, or use `a`. A budget that reaches its limit is
+ * announced once per crossing, and one that falls back under it is re-armed.
  * (An operation code, not a callback: no closure per call on the admission path.)
  */
-function eachBudget(next: ScopeContext, ctx: ScopeContext, notices: ScopeNotice[], op: number, a: Demand | Usage, b: Demand | Usage): void {
-  if (ctx.budgets.length === 0) return;
-  const budgets: BudgetState[] = new Array(ctx.budgets.length);
-  let budgetExhausted = ctx.budgetExhausted;
+function eachBudget(ctx: ScopeContext, notices: ScopeNotice[], op: number, a: Demand | Usage, b: Demand | Usage): void {
   for (let i = 0; i < ctx.budgets.length; i++) {
     const p = ctx.limits.budgets[i];
     const s = ctx.budgets[i]!;
@@ -396,50 +424,45 @@ function eachBudget(next: ScopeContext, ctx: ScopeContext, notices: ScopeNotice[
         : op === BUDGET_SETTLE
           ? budgetSettle(s, budgetAmount(p, a), budgetAmount(p, b))
           : budgetUse(s, budgetAmount(p, a));
-    budgets[i] = out;
+    ctx.budgets[i] = out;
     const over = p !== undefined && out.used + out.reserved >= p.limit;
     if (over && !ctx.budgetExhausted[i]) {
       notices.push({ type: "budget.exhausted", budget: i, unit: p.unit ?? "cost", used: out.used, reserved: out.reserved, limit: p.limit });
     }
-    // The flags rarely change: share the array until one does.
-    if (over !== !!budgetExhausted[i]) {
-      if (budgetExhausted === ctx.budgetExhausted) budgetExhausted = budgetExhausted.slice();
-      budgetExhausted[i] = over;
-    }
+    if (over !== !!ctx.budgetExhausted[i]) ctx.budgetExhausted[i] = over;
   }
-  next.budgets = budgets;
-  next.budgetExhausted = budgetExhausted;
 }
 
-/** A lease was reported, or expired unreported (settled at its estimate). */
-export function scopeSettle(ctx0: ScopeContext, s: Settlement, now: number): Step {
+/** A lease was reported, or expired unreported (settled at its estimate). Pure: a new context. */
+export function scopeSettle(ctx: ScopeContext, s: Settlement, now: number): Step {
+  const next = scopeClone(ctx);
   const notices: ScopeNotice[] = [];
-  const ctx = advance(ctx0, now, notices);
-  const next = scopeCopy(ctx);
+  scopeSettleInPlace(next, s, now, notices);
+  return { ctx: next, notices };
+}
+
+/** {@link scopeSettle}, written into `ctx` itself, its notices pushed to `notices`. */
+export function scopeSettleInPlace(ctx: ScopeContext, s: Settlement, now: number, notices: ScopeNotice[]): void {
+  advanceInPlace(ctx, now, notices);
   const tokenDelta = s.actual.tokens - s.estimate.tokens;
   if (tokenDelta !== 0) {
-    const buckets = { ...ctx.buckets };
-    for (const b of ctx.limits.buckets) {
-      if (b.tokens) buckets[b.kind] = bucketAdjust(buckets[b.kind] ?? bucketInit(b, now), b, tokenDelta, now);
-    }
-    next.buckets = buckets;
+    for (const b of ctx.limits.buckets) if (b.tokens) bucketAdjustInPlace(ownBucket(ctx, b, now), b, tokenDelta, now);
   }
-  eachBudget(next, ctx, notices, BUDGET_SETTLE, s.estimate, s.actual);
+  eachBudget(ctx, notices, BUDGET_SETTLE, s.estimate, s.actual);
   if (ctx.breaker && ctx.limits.breaker) {
     const r = breakerOnOutcome(ctx.breaker, ctx.limits.breaker, s.outcome, now, s.probe);
-    next.breaker = r.state;
+    ctx.breaker = r.state;
     if (r.transition) notices.push({ type: `breaker.${r.transition}`, outcome: s.outcome });
   }
-  if (ctx.latencyLimit && ctx.limits.latency && s.latency) next.latencyLimit = latencyLimitOnReport(ctx.latencyLimit, ctx.limits.latency, s.latency, now);
+  if (ctx.latencyLimit && ctx.limits.latency && s.latency) ctx.latencyLimit = latencyLimitOnReport(ctx.latencyLimit, ctx.limits.latency, s.latency, now);
   if (ctx.pacing && ctx.limits.adaptive && s.outcome !== "expired") {
     const r = pacingOnOutcome(ctx.pacing, ctx.limits.adaptive, s.outcome, s.retryAfterMs, now);
-    next.pacing = r.state;
+    ctx.pacing = r.state;
     if (r.changed) notices.push({ type: "pacing.changed", intervalMs: r.state.intervalMs });
   }
-  if (s.held) next.held = Math.max(0, ctx.held - 1);
-  if (s.outcome === "expired") next.unreported = ctx.unreported + 1;
-  next.lastActiveAt = now;
-  return { ctx: next, notices };
+  if (s.held) ctx.held = Math.max(0, ctx.held - 1);
+  if (s.outcome === "expired") ctx.unreported += 1;
+  ctx.lastActiveAt = now;
 }
 
 /** Would settling change this scope (slots, token correction, budget, breaker, pacing)? */
@@ -450,19 +473,27 @@ export function settlementMatters(ctx: ScopeContext, s: Settlement): boolean {
   return s.actual.tokens !== s.estimate.tokens && l.buckets.some((b) => b.tokens);
 }
 
-/** Usage with no lease behind it (a report for an unknown lease): counted, never dropped. */
-export function scopeUse(ctx0: ScopeContext, usage: Usage, now: number): Step {
+/** Usage with no lease behind it (a report for an unknown lease): counted, never dropped. Pure: a new context. */
+export function scopeUse(ctx: ScopeContext, usage: Usage, now: number): Step {
+  const next = scopeClone(ctx);
   const notices: ScopeNotice[] = [];
-  const ctx = advance(ctx0, now, notices);
-  const buckets = { ...ctx.buckets };
-  for (const b of ctx.limits.buckets) {
-    if (b.tokens && usage.tokens > 0) buckets[b.kind] = bucketAdjust(buckets[b.kind] ?? bucketInit(b, now), b, usage.tokens, now);
-  }
-  const next = scopeCopy(ctx);
-  next.buckets = buckets;
-  eachBudget(next, ctx, notices, BUDGET_USE, usage, usage);
-  next.lastActiveAt = now;
+  scopeUseInPlace(next, usage, now, notices);
   return { ctx: next, notices };
+}
+
+/** {@link scopeUse}, written into `ctx` itself, its notices pushed to `notices`. */
+export function scopeUseInPlace(ctx: ScopeContext, usage: Usage, now: number, notices: ScopeNotice[]): void {
+  advanceInPlace(ctx, now, notices);
+  if (usage.tokens > 0) {
+    for (const b of ctx.limits.buckets) if (b.tokens) bucketAdjustInPlace(ownBucket(ctx, b, now), b, usage.tokens, now);
+  }
+  eachBudget(ctx, notices, BUDGET_USE, usage, usage);
+  ctx.lastActiveAt = now;
+}
+
+/** Time passed, written into `ctx` itself: {@link scopeAdvance} in place. */
+export function scopeAdvanceInPlace(ctx: ScopeContext, now: number, notices: ScopeNotice[]): void {
+  advanceInPlace(ctx, now, notices);
 }
 
 /** New latency averages from the report pipeline. */

@@ -40,7 +40,15 @@ export function bucketCheck(b: BucketState, limit: BucketLimit, amount: number, 
 
 /** Take `amount` units (call after a successful check). */
 export function bucketTake(b: BucketState, limit: BucketLimit, amount: number, now: number): BucketState {
-  return { level: bucketLevel(b, limit, now) - amount, at: Math.max(now, b.at) };
+  const next = { level: b.level, at: b.at };
+  bucketTakeInPlace(next, limit, amount, now);
+  return next;
+}
+
+/** {@link bucketTake}, written into `b` itself: for the scope actor's own state, which it alone holds. */
+export function bucketTakeInPlace(b: BucketState, limit: BucketLimit, amount: number, now: number): void {
+  b.level = bucketLevel(b, limit, now) - amount;
+  b.at = Math.max(now, b.at);
 }
 
 /**
@@ -48,8 +56,15 @@ export function bucketTake(b: BucketState, limit: BucketLimit, amount: number, n
  * more than its estimate (the bucket may go into debt), negative to refund an overestimate.
  */
 export function bucketAdjust(b: BucketState, limit: BucketLimit, delta: number, now: number): BucketState {
-  const level = Math.min(limit.burst, bucketLevel(b, limit, now) - delta);
-  return { level, at: Math.max(now, b.at) };
+  const next = { level: b.level, at: b.at };
+  bucketAdjustInPlace(next, limit, delta, now);
+  return next;
+}
+
+/** {@link bucketAdjust}, written into `b` itself. */
+export function bucketAdjustInPlace(b: BucketState, limit: BucketLimit, delta: number, now: number): void {
+  b.level = Math.min(limit.burst, bucketLevel(b, limit, now) - delta);
+  b.at = Math.max(now, b.at);
 }
 
 /** Milliseconds until the bucket holds `amount` again (0 when it does now). */
