@@ -21,13 +21,17 @@ import {
   type Step,
   type Usage,
   scopeAdmit,
+  scopeAdmitInPlace,
   scopeAdvance,
+  scopeAdvanceInPlace,
   scopeInit,
   scopeLatency,
   scopePolicy,
   scopeReset,
   scopeSettle,
+  scopeSettleInPlace,
   scopeUse,
+  scopeUseInPlace,
 } from "./scope.js";
 
 export type ScopeEvent =
@@ -46,23 +50,10 @@ export type ScopeEvent =
   /** Time passed: apply resets and cooldowns that fell due. */
   | { type: "tick"; now: number };
 
-/**
- * Several of the events above, applied in order as one actor event. The runtime
- * coalesces what one read from NATS (or one batch, or one expiry sweep) does to a
- * scope into one of these: the result is the same as sending them one by one,
- * at a fraction of the cost per event.
- */
+/** Several of the events above, applied in order as one actor event (the same as sending them one by one). */
 export type ScopeBatchEvent = {
   type: "batch";
   events: ScopeEvent[];
-  /**
-   * Optional: the context the sender started from, and what folding `events` over it
-   * gives (with the notices on the way). When the actor's context is still `base`
-   * (nothing else reached it meanwhile) it commits `result` without folding again;
-   * otherwise it folds `events` itself. Either way the outcome is the fold.
-   */
-  base?: ScopeContext;
-  result?: Step;
 };
 
 export interface ScopeInput {
@@ -96,21 +87,53 @@ export function scopeStep(ctx: ScopeContext, e: ScopeEvent): Step {
   }
 }
 
-/**
- * Apply an actor event (one domain event, or a batch) to a context. A batch that
- * carries the sender's result for this very context is taken as is; anything else
- * is folded. Shared by the machine and the transition logic, so both agree.
- */
+/** Apply an actor event (one domain event, or a batch) to a context. Pure; shared by the machine and the immutable transition logic. */
 export function scopeFold(context: ScopeContext, event: ScopeEvent | ScopeBatchEvent): Step {
-  if (event.type === "batch" && event.result && event.base === context) return event.result;
+  if (event.type !== "batch") return scopeStep(context, event);
   let ctx = context;
   const notices: ScopeNotice[] = [];
-  for (const e of event.type === "batch" ? event.events : [event]) {
+  for (const e of event.events) {
     const s = scopeStep(ctx, e);
     ctx = s.ctx;
     for (const n of s.notices) notices.push(n);
   }
   return { ctx, notices };
+}
+
+/**
+ * {@link scopeFold} for an actor that owns its context: admissions, settlements, usage and
+ * time are written into `context` itself (the returned `ctx` is `context`); a policy, a reset
+ * or new latency averages, all rare, give a new context as the pure step does. Same outcome
+ * as the fold, event for event (a property test holds the two together).
+ */
+export function scopeApplyInPlace(context: ScopeContext, event: ScopeEvent | ScopeBatchEvent): Step {
+  const notices: ScopeNotice[] = [];
+  let ctx = context;
+  if (event.type !== "batch") ctx = applyOne(ctx, event, notices);
+  else for (const e of event.events) ctx = applyOne(ctx, e, notices);
+  return { ctx, notices };
+}
+
+function applyOne(ctx: ScopeContext, e: ScopeEvent, notices: ScopeNotice[]): ScopeContext {
+  switch (e.type) {
+    case "admit":
+      scopeAdmitInPlace(ctx, e.demand, e.held, e.now, notices);
+      return ctx;
+    case "settle":
+      scopeSettleInPlace(ctx, e.settlement, e.now, notices);
+      return ctx;
+    case "use":
+      scopeUseInPlace(ctx, e.usage, e.now, notices);
+      return ctx;
+    case "tick":
+      scopeAdvanceInPlace(ctx, e.now, notices);
+      return ctx;
+    default: {
+      const s = scopeStep(ctx, e);
+      for (const n of s.notices) notices.push(n);
+      return s.ctx;
+    }
+  }
 }
 
 const apply = enqueueActions<ScopeContext, ScopeEvent | ScopeBatchEvent, any, any, any, any, any, any, ScopeNotice>(({ context, event, enqueue }) => {

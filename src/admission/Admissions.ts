@@ -48,14 +48,14 @@ export interface AdmissionsOptions {
   journal?: UsageJournal;
   /** Most appends in flight. Default {@link DEFAULT_ADMISSIONS.maxPendingAppends}. */
   maxPendingAppends?: number;
-  /** Told of every scope whose context changed (at the end of each turn), for snapshots. */
+  /** Told of every scope sent an event that may change its context, for snapshots. */
   changed?: (scope: string) => void;
   /**
    * How late the expiry timer may run after a lease's expiry, ms. Every admission and
    * report first expires what is due at its own `now`, and a caller queued for a slot is
    * woken at the expiry it waits for, so no decision sees an expired lease either way;
    * with slack, expiries under load are settled in the turns of the admissions that
-   * arrive meanwhile (sharing their actor events) instead of in a timer turn of their own
+   * arrive meanwhile instead of in a timer turn of their own
    * about every millisecond. Only readers outside a decision (inspection, metrics) may see
    * an expired lease this much longer. Default {@link DEFAULT_ADMISSIONS.expirySlackMs}.
    */
@@ -94,22 +94,6 @@ type Attempt =
       refused: string[];
     };
 
-/**
- * A scope's working copy within a turn: where it started, where it is, and the events between.
- * It is also the {@link Step} the actor is handed at the end of the turn (`ctx`, `notices`).
- * `events` and `notices` start as the shared empty {@link NONE} and get an array of their own
- * on the first push: most scopes a turn reads are never staged, and most steps announce nothing.
- */
-interface Staged {
-  base: ScopeContext;
-  ctx: ScopeContext;
-  events: ScopeEvent[];
-  notices: ScopeNotice[];
-}
-
-/** Never pushed to: {@link Admissions.stage} swaps in an array of the scope's own first. */
-const NONE: never[] = Object.freeze([]) as unknown as never[];
-
 interface Remembered {
   until: number;
   value: Decision | Promise<Decision>;
@@ -146,14 +130,6 @@ export class Admissions {
   private holds = new Map<unknown, (now: number) => void>();
   private processing = false;
   private closed = false;
-  /**
-   * Working copies of the scopes touched in the current turn, with the events that
-   * made them. Within a turn every read and write goes through these; at its end
-   * each actor gets its events as one (batch) event and arrives at the same
-   * context, because the machine folds the same pure step.
-   */
-  private readonly staged = new Map<string, Staged>();
-  private depth = 0;
   /** Durable path: where reports and expiries are journaled before they are applied. */
   private readonly journal: UsageJournal | undefined;
   private readonly maxPendingAppends: number;
@@ -206,40 +182,36 @@ export class Admissions {
 
   /** Decide an admission: at once, or (with `waitMs`) once there is room or the wait runs out. */
   admit(req: AdmitRequest): Decision | Promise<Decision> {
-    return this.turn(() => this.admitOne(req, this.clock.now()));
+    return this.admitOne(req, this.clock.now());
   }
 
   /**
-   * Decide several admissions in order, exactly as one `admit` after another, but
-   * with one actor event per scope touched. A request refused as input (too many
-   * scopes, `unavailable`) gets its error in its place.
+   * Decide several admissions in order, exactly as one `admit` after another, at one
+   * `now`. A request refused as input (too many scopes, `unavailable`) gets its error
+   * in its place.
    */
   admitMany(reqs: readonly AdmitRequest[]): (Decision | Promise<Decision> | SluiceRequestError)[] {
-    return this.turn(() => {
-      const now = this.clock.now();
-      return reqs.map((req) => {
-        try {
-          return this.admitOne(req, now);
-        } catch (e) {
-          if (e instanceof SluiceRequestError) return e;
-          throw e;
-        }
-      });
+    const now = this.clock.now();
+    return reqs.map((req) => {
+      try {
+        return this.admitOne(req, now);
+      } catch (e) {
+        if (e instanceof SluiceRequestError) return e;
+        throw e;
+      }
     });
   }
 
   /** Apply several reports in order, as one `report` after another; a bad one gets its error in its place. */
   reportMany(reps: readonly Report[]): (ReportAck | SluiceRequestError)[] {
-    return this.turn(() =>
-      reps.map((rep) => {
-        try {
-          return this.reportOne(rep);
-        } catch (e) {
-          if (e instanceof SluiceRequestError) return e;
-          throw e;
-        }
-      }),
-    );
+    return reps.map((rep) => {
+      try {
+        return this.reportOne(rep);
+      } catch (e) {
+        if (e instanceof SluiceRequestError) return e;
+        throw e;
+      }
+    });
   }
 
   private admitOne(req: AdmitRequest, now: number): Decision | Promise<Decision> {
@@ -290,7 +262,7 @@ export class Admissions {
 
   /** Apply a report once per lease; usage of unknown leases is still counted. */
   report(rep: Report): ReportAck {
-    return this.turn(() => this.reportOne(rep));
+    return this.reportOne(rep);
   }
 
   private reportOne(rep: Report): ReportAck {
@@ -350,7 +322,7 @@ export class Admissions {
       }
       case "late": {
         const r = plan.tomb.record;
-        for (const s of r.scopes) this.stage(s, { type: "use", usage: plan.entry.usage, now });
+        for (const s of r.scopes) this.tell(s, { type: "use", usage: plan.entry.usage, now });
         this.leases.bury(r.id, { reported: true, record: r, until: now + this.leaseTtlMs });
         this.emitReport(rep!, r.key, r.model, plan.actual, "late", now);
         this.processWaiters();
@@ -358,7 +330,7 @@ export class Admissions {
       }
       case "orphan": {
         const { scopes, usage, key, model, lease } = plan.entry;
-        for (const s of scopes) this.stage(s, { type: "use", usage, now });
+        for (const s of scopes) this.tell(s, { type: "use", usage, now });
         if (lease !== undefined) {
           const record: LeaseRecord = { id: lease, key, model, scopes, heldMask: 0, probeMask: 0, estimate: usage, expiresAt: now };
           this.leases.bury(lease, { reported: true, record, until: now + this.leaseTtlMs });
@@ -407,17 +379,15 @@ export class Admissions {
    */
   reportDurably(reps: readonly Report[]): (ReportAck | Promise<ReportAck> | SluiceRequestError)[] {
     if (!this.journal) return this.reportMany(reps);
-    return this.turn(() => {
-      const now = this.clock.now();
-      if (!this.closed) this.expireDueIn(now);
-      return reps.map((rep) => {
-        try {
-          return this.reportDurablyOne(rep, now);
-        } catch (e) {
-          if (e instanceof SluiceRequestError) return e;
-          throw e;
-        }
-      });
+    const now = this.clock.now();
+    if (!this.closed) this.expireDueIn(now);
+    return reps.map((rep) => {
+      try {
+        return this.reportDurablyOne(rep, now);
+      } catch (e) {
+        if (e instanceof SluiceRequestError) return e;
+        throw e;
+      }
     });
   }
 
@@ -425,7 +395,7 @@ export class Admissions {
     if (this.closed) throw unavailable("sluice is shutting down");
     const busy = rep.lease !== undefined ? this.locked.get(rep.lease) : undefined;
     // Another report or the expiry of the same lease is being journaled: decide after it.
-    if (busy) return busy.then(() => this.turn(() => this.reportDurablyOne(rep, this.clock.now())));
+    if (busy) return busy.then(() => this.reportDurablyOne(rep, this.clock.now()));
     const plan = this.planReport(rep, now);
     if (plan.status === "duplicate") return { ok: true, status: "duplicate" };
     if (this.pending >= this.maxPendingAppends) throw unavailable("too many reports waiting for the journal");
@@ -451,15 +421,13 @@ export class Admissions {
     return journal.append(plan.entry, msgID).then(
       (ack) => {
         try {
-          return this.turn(() => {
-            if (ack.duplicate) {
-              // Stored before: by this process with its outcome unknown (then apply it now), or
-              // before a restart (then it is in memory already, or its report was counted as it was).
-              const mine = msgID !== undefined && this.uncertain.delete(msgID) && ack.seq > this.restoredSeq;
-              if (!mine) return { ok: true as const, status: "duplicate" as const };
-            } else if (ack.seq > this.lastAppliedSeq) this.lastAppliedSeq = ack.seq;
-            return this.applyPlan(plan, this.clock.now());
-          });
+          if (ack.duplicate) {
+            // Stored before: by this process with its outcome unknown (then apply it now), or
+            // before a restart (then it is in memory already, or its report was counted as it was).
+            const mine = msgID !== undefined && this.uncertain.delete(msgID) && ack.seq > this.restoredSeq;
+            if (!mine) return { ok: true as const, status: "duplicate" as const };
+          } else if (ack.seq > this.lastAppliedSeq) this.lastAppliedSeq = ack.seq;
+          return this.applyPlan(plan, this.clock.now());
         } finally {
           release();
         }
@@ -508,12 +476,10 @@ export class Admissions {
         try {
           if (!ack.duplicate && ack.seq > this.lastAppliedSeq) this.lastAppliedSeq = ack.seq;
           if (!this.leases.isLive(rec)) return;
-          this.turn(() => {
-            const now = this.clock.now();
-            this.settle(rec, { outcome: "expired", actual: rec.estimate }, now);
-            this.leases.settle(rec, false, now + this.leaseTtlMs);
-            this.processWaiters();
-          });
+          const now = this.clock.now();
+          this.settle(rec, { outcome: "expired", actual: rec.estimate }, now);
+          this.leases.settle(rec, false, now + this.leaseTtlMs);
+          this.processWaiters();
         } finally {
           release();
         }
@@ -569,21 +535,19 @@ export class Admissions {
   }
 
   private applyReset(scope: string, what: ResetWhat, now: number): void {
-    this.turn(() => {
-      // A passivated scope is woken to be reset; one never seen has nothing to reset.
-      if (this.registry.peek(scope) || this.registry.isDormant(scope)) this.stage(scope, { type: "reset", what, now });
-      this.processWaiters();
-    });
+    // A passivated scope is woken to be reset; one never seen has nothing to reset.
+    if (this.registry.peek(scope) || this.registry.isDormant(scope)) this.tell(scope, { type: "reset", what, now });
+    this.processWaiters();
   }
 
   /** A new policy reached the registry: queued callers may fit now. */
   policyChanged(): void {
-    this.turn(() => this.processWaiters());
+    this.processWaiters();
   }
 
   /** Settle every lease that expired by `now` at its estimate, freeing its slots. */
   expireDue(now = this.clock.now()): void {
-    this.turn(() => this.expireDueIn(now));
+    this.expireDueIn(now);
   }
 
   private expireDueIn(now: number): void {
@@ -635,16 +599,6 @@ export class Admissions {
 
   // ---- internals ----
 
-  /** Run `fn` as (part of) one turn; the outermost turn sends the staged events to the actors. */
-  private turn<T>(fn: () => T): T {
-    this.depth++;
-    try {
-      return fn();
-    } finally {
-      if (--this.depth === 0) this.flush();
-    }
-  }
-
   /**
    * A full concurrency scope frees a slot when a lease is reported (usually soon)
    * or expires (at the latest): the caller is told the earlier of the first expiry
@@ -658,52 +612,20 @@ export class Admissions {
     return { concurrencyWaitMs: Math.min(untilExpiry, CONCURRENCY_RETRY_HINT_MS) };
   }
 
-  /** This turn's working copy of `scope`, taken from its actor on first use; undefined for a scope with no live actor. */
-  private slot(scope: string): Staged | undefined {
-    let st = this.staged.get(scope);
-    if (st) return st;
-    const actor = this.registry.peek(scope);
-    if (!actor) return undefined;
-    const base = actor.getSnapshot().context;
-    st = { base, ctx: base, events: NONE, notices: NONE };
-    this.staged.set(scope, st);
-    return st;
-  }
-
-  /** The context of `scope` as this turn sees it. */
+  /**
+   * The context of `scope` now, its actor created (or revived) if it has none. It is the
+   * actor's own, written in place by its next event: read it, don't keep it.
+   */
   private ctxOf(scope: string): ScopeContext {
-    return (this.slot(scope) ?? this.slotOfNew(scope)).ctx;
+    return this.actorFor(scope).getSnapshot().context;
   }
 
-  /** The working copy of a scope with no live actor yet: its actor is created (or revived) now. */
-  private slotOfNew(scope: string): Staged {
-    this.actorFor(scope);
-    return this.slot(scope)!;
-  }
-
-  /** Apply `event` to this turn's working copy of `scope`; the actor gets it at the end of the turn. */
-  private stage(scope: string, event: ScopeEvent): ScopeContext {
-    const st = this.slot(scope) ?? this.slotOfNew(scope);
-    const step = scopeStep(st.ctx, event);
-    st.ctx = step.ctx;
-    if (step.notices.length > 0) st.notices = st.notices === NONE ? step.notices.slice() : st.notices.concat(step.notices);
-    if (st.events === NONE) st.events = [event];
-    else st.events.push(event);
-    return st.ctx;
-  }
-
-  private flush(): void {
-    if (this.staged.size === 0) return;
-    const changed = this.changed;
-    for (const [scope, st] of this.staged) {
-      // Read this turn, not changed.
-      if (st.events === NONE) continue;
-      changed?.(scope);
-      const actor = this.registry.peek(scope);
-      if (!actor) continue;
-      actor.send({ type: "batch", events: st.events, base: st.base, result: st });
-    }
-    this.staged.clear();
+  /** Send `event` to the actor of `scope` (created or revived if need be); its context after the event. */
+  private tell(scope: string, event: ScopeEvent): ScopeContext {
+    const actor = this.actorFor(scope);
+    actor.send(event);
+    this.changed?.(scope);
+    return actor.getSnapshot().context;
   }
 
   private actorFor(scope: string): ScopeActor {
@@ -722,10 +644,10 @@ export class Admissions {
     const max = DEFAULT_ADMISSIONS.maxScopesPerAdmission;
     for (let i = 0; i < out.length; i++) {
       // Read the limits without creating an actor: a request refused for room must leave nothing behind.
-      const st = this.slot(out[i]!);
+      const live = this.registry.context(out[i]!);
       // The scope's own name string: a lease keeps its scopes for its lifetime, so share, don't copy.
-      if (st) out[i] = st.ctx.scope;
-      const parents = (st ? st.ctx.limits : this.registry.limitsFor(out[i]!)).parents;
+      if (live) out[i] = live.scope;
+      const parents = (live ? live.limits : this.registry.limitsFor(out[i]!)).parents;
       if (!parents) continue;
       for (const kind in parents) {
         const s = `${kind}:${parents[kind]}`;
@@ -737,7 +659,7 @@ export class Admissions {
     }
     // All the new scopes fit under the bound, or none is created.
     let fresh = 0;
-    for (const s of out) if (!this.staged.has(s) && !this.registry.peek(s) && !this.registry.isDormant(s)) fresh++;
+    for (const s of out) if (!this.registry.peek(s) && !this.registry.isDormant(s)) fresh++;
     if (fresh > 0 && !this.registry.hasRoomFor(fresh)) throw unavailable("too many scopes (live and passivated)");
     // A lease keeps this list for its lifetime: grown by push, its store has room for ~20; a copy is exact.
     return out.length > 2 ? out.slice() : out;
@@ -791,7 +713,7 @@ export class Admissions {
     for (let i = 0; i < scopes.length; i++) {
       const holds = scopeHoldsSlots(contexts[i]!.limits);
       if (holds) heldMask |= 1 << i;
-      const after = this.stage(scopes[i]!, { type: "admit", demand, held: holds, now });
+      const after = this.tell(scopes[i]!, { type: "admit", demand, held: holds, now });
       if (after.breaker?.state === "halfOpen") probeMask |= 1 << i;
       const v = verdicts[i] as Extract<ScopeVerdict, { ok: true }>;
       if (v.delayMs > delayMs) delayMs = v.delayMs;
@@ -837,7 +759,6 @@ export class Admissions {
   private processWaiters(): void {
     if (this.processing || this.waiters.size === 0) return;
     this.processing = true;
-    this.depth++;
     try {
       const now = this.clock.now();
       const blocked = new Set<string>();
@@ -880,7 +801,6 @@ export class Admissions {
       if (Number.isFinite(wake)) this.scheduleWake(wake);
     } finally {
       this.processing = false;
-      if (--this.depth === 0) this.flush();
     }
   }
 
@@ -927,7 +847,7 @@ export class Admissions {
           ? (heldOne ??= settlementOf(rec, r, true, false))
           : (freeOne ??= settlementOf(rec, r, false, false));
       // Most scopes of a lease (a key with only a request rate, say) have nothing to settle: skip the event.
-      if (settlementMatters(this.ctxOf(s), settlement)) this.stage(s, { type: "settle", settlement, now });
+      if (settlementMatters(this.ctxOf(s), settlement)) this.tell(s, { type: "settle", settlement, now });
     }
   }
 

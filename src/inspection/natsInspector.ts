@@ -15,7 +15,7 @@
  * over a rate cap rather than crowd out the decisions.
  */
 import type { NatsConnection } from "@nats-io/transport-node";
-import type { AnyEventObject, InspectionEvent } from "xstate";
+import type { InspectionEvent } from "xstate";
 import { type Clock, systemClock } from "../clock.js";
 import { DEFAULT_CONFIG } from "../config.js";
 import { encodeSubjectToken } from "../protocol/subjectToken.js";
@@ -100,7 +100,7 @@ export function createNatsInspector(opts: NatsInspectorOptions): NatsInspector {
         dropped++;
         return;
       }
-      const body: InspectionMessage = { ts: clock.now(), scope, type: ev.type, event: sanitizeEvent(ev.event) };
+      const body: InspectionMessage = { ts: clock.now(), scope, type: ev.type, event: ev.event };
       if (ev.type === "@xstate.snapshot") {
         const snap = ev.snapshot as { value?: unknown; context?: unknown };
         // Scopes without a breaker run as transition actors, which have no state value; theirs is `closed`.
@@ -120,17 +120,4 @@ export function createNatsInspector(opts: NatsInspectorOptions): NatsInspector {
   };
 
   return { inspect, stats: () => ({ published, dropped }) };
-}
-
-/**
- * What to show of an event. A `batch` carries the sender's working copies of the
- * context (`base`, `result`) to skip a refold; they repeat the snapshot, so they
- * are left out.
- */
-export function sanitizeEvent(event: AnyEventObject): AnyEventObject {
-  if (event.type === "batch" && ("base" in event || "result" in event)) {
-    const { base: _base, result: _result, ...rest } = event;
-    return rest as AnyEventObject;
-  }
-  return event;
 }

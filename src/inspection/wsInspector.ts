@@ -13,7 +13,6 @@ import { createServer } from "node:net";
 import { createWebSocketInspector } from "@statelyai/inspect";
 import { createInspectorServer } from "@statelyai/inspect/server";
 import type { InspectionEvent } from "xstate";
-import { sanitizeEvent } from "./natsInspector.js";
 
 /** Default port of the relay (the Stately inspector's own default). */
 export const DEFAULT_INSPECT_WS_PORT = 8080;
@@ -51,10 +50,7 @@ export async function startWebSocketInspection(opts: WebSocketInspectionOptions 
   const port = opts.port ?? DEFAULT_INSPECT_WS_PORT;
   await assertPortFree(port);
   const relay = createInspectorServer({ port, autoOpen: false });
-  const inspector = createWebSocketInspector({
-    url: `ws://127.0.0.1:${port}`,
-    sanitizeEvent,
-  });
+  const inspector = createWebSocketInspector({ url: `ws://127.0.0.1:${port}` });
   return {
     url: `http://localhost:${port}`,
     inspect: (event) => {

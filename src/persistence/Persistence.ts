@@ -7,6 +7,7 @@ import type { Admissions } from "../admission/Admissions.js";
 import type { Clock } from "../clock.js";
 import { type Logger, silentLogger } from "../log.js";
 import type { ScopeRegistry } from "../registry/ScopeRegistry.js";
+import { scopeClone } from "../../machines/scope.js";
 import { Journal } from "./Journal.js";
 import { Restorer } from "./restore.js";
 import { type ScopeSnapshot, SnapshotStore } from "./SnapshotStore.js";
@@ -170,7 +171,9 @@ export class Persistence {
     const items: ScopeSnapshot[] = [];
     for (const scope of this.dirty) {
       const ctx = registry.context(scope) ?? registry.dormantContext(scope) ?? null;
-      items.push({ seq, scope, ctx });
+      // A live actor writes its context in place, and the writes below span later turns: copy
+      // it now, so each snapshot holds exactly what `seq` includes.
+      items.push({ seq, scope, ctx: ctx && scopeClone(ctx) });
     }
     this.dirty.clear();
     return items;

@@ -1,16 +1,17 @@
 import { type Actor, type InspectionEvent, createActor } from "xstate";
 import { type PolicyDocument, effectivePolicy, parseScope, resolveLimits, type ResolvedLimits } from "../../machines/policy.js";
-import type { ScopeContext, ScopeNotice } from "../../machines/scope.js";
-import { scopeLogic } from "../../machines/scopeLogic.js";
+import { type ScopeContext, type ScopeNotice, scopeClone } from "../../machines/scope.js";
+import { scopeLogic, scopeLogicImmutable } from "../../machines/scopeLogic.js";
 import { DormantStore } from "./DormantStore.js";
 import { scopeMachine } from "../../machines/scopeMachine.js";
 import type { Clock } from "../clock.js";
 
 /**
- * A scope's actor: the transition logic (`machines/scopeLogic.ts`), or, while XState
- * inspection is on, the scope machine for scopes with a breaker (its states are the
- * breaker's, and the Stately inspector draws them). Both take the same events and reach
- * the same context; the machine costs about four times as much per event.
+ * A scope's actor: the transition logic (`machines/scopeLogic.ts`), which writes its own
+ * context in place, or, while XState inspection is on, the scope machine for scopes with a
+ * breaker (its states are the breaker's, and the Stately inspector draws them) and the
+ * immutable transition logic for the rest (inspectors may keep snapshots). All take the
+ * same events and reach the same context; the machine costs about four times as much per event.
  */
 export type ScopeActor = Actor<typeof scopeMachine> | Actor<typeof scopeLogic>;
 
@@ -99,7 +100,7 @@ export class ScopeRegistry {
     const sleeping = restore ?? this.dormant.get(scope);
     if (sleeping) this.dormant.delete(scope);
     const restored = sleeping ? this.restoreWith(sleeping, limits) : undefined;
-    const logic = this.usesMachine(limits) ? scopeMachine : scopeLogic;
+    const logic = this.usesMachine(limits) ? scopeMachine : this.opts.inspect ? scopeLogicImmutable : scopeLogic;
     actor = createActor(logic as typeof scopeMachine, {
       id: scope,
       input: { scope, limits, now, restore: restored },
@@ -122,8 +123,11 @@ export class ScopeRegistry {
   }
 
   private restoreWith(ctx: ScopeContext, limits: ResolvedLimits): ScopeContext {
+    // The actor will write its context in place: it gets a copy of its own, sharing nothing it writes.
+    const own = scopeClone(ctx);
     // The persisted context carries the limits of its time; the policy event brings them up to date.
-    return { ...ctx, limits: ctx.limits ?? limits };
+    own.limits = ctx.limits ?? limits;
+    return own;
   }
 
   /** The actor of `scope` if it is live. */

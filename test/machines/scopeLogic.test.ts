@@ -3,7 +3,7 @@ import { createActor } from "xstate";
 import { describe, expect, it } from "vitest";
 import { resolveLimits } from "../../machines/policy.js";
 import type { ScopeNotice } from "../../machines/scope.js";
-import { scopeLogic } from "../../machines/scopeLogic.js";
+import { scopeLogic, scopeLogicImmutable } from "../../machines/scopeLogic.js";
 import { type ScopeEvent, scopeMachine } from "../../machines/scopeMachine.js";
 import { ManualClock } from "../../src/clock.js";
 import { parsePolicy } from "../../src/protocol/policySchema.js";
@@ -43,12 +43,12 @@ const event = (now: number): fc.Arbitrary<ScopeEvent> =>
   );
 
 describe("scope transition logic", () => {
-  it("gives the same context, notices and state value as the scope machine, for any events, with a breaker or without", () => {
+  it("gives the same context, notices and state value as the scope machine, for any events, with a breaker or without, in place or not", () => {
     fc.assert(
-      fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 120_000 }), fc.boolean()), { maxLength: 60 }), fc.infiniteStream(fc.nat()), fc.boolean(), (steps, seeds, breaker) => {
+      fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 120_000 }), fc.boolean()), { maxLength: 60 }), fc.infiniteStream(fc.nat()), fc.boolean(), fc.boolean(), (steps, seeds, breaker, inPlace) => {
         const input = { scope: "key:k", limits: breaker ? withBreaker : limits, now: T0 };
         const machine = createActor(scopeMachine, { input }).start();
-        const logic = createActor(scopeLogic, { input }).start();
+        const logic = createActor(inPlace ? scopeLogic : scopeLogicImmutable, { input }).start();
         const notices: [ScopeNotice[], ScopeNotice[]] = [[], []];
         machine.on("*", (n) => notices[0].push(n));
         logic.on("*", (n) => notices[1].push(n));
@@ -65,8 +65,29 @@ describe("scope transition logic", () => {
         }
         expect(notices[1]).toEqual(notices[0]);
       }),
-      { numRuns: 120 },
+      { numRuns: 200 },
     );
+  });
+
+  it("keeps one context object for its lifetime in place, and a new one per change otherwise", () => {
+    const admit: ScopeEvent = { type: "admit", demand: { tokens: 10, cost: 0.5 }, held: true, now: T0 + 1 };
+    const settle: ScopeEvent = { type: "settle", settlement: { estimate: usage(10, 0.5), actual: usage(30, 0.7), outcome: "ok", held: true, probe: false }, now: T0 + 2 };
+    const own = createActor(scopeLogic, { input: { scope: "key:k", limits, now: T0 } }).start();
+    const ctx = own.getSnapshot().context;
+    own.send(admit);
+    expect(own.getSnapshot().context).toBe(ctx);
+    expect(ctx.held).toBe(1);
+    own.send(settle);
+    expect(own.getSnapshot().context).toBe(ctx);
+    expect(ctx.held).toBe(0);
+    expect(ctx.budgets[0]!.used).toBeCloseTo(0.7);
+
+    const fresh = createActor(scopeLogicImmutable, { input: { scope: "key:k", limits, now: T0 } }).start();
+    const first = structuredClone(fresh.getSnapshot().context);
+    const kept = fresh.getSnapshot().context;
+    fresh.send(admit);
+    expect(fresh.getSnapshot().context).not.toBe(kept);
+    expect(kept).toEqual(first);
   });
 
   it("ignores XState's own events", () => {
@@ -88,11 +109,12 @@ describe("registry - which logic a scope runs", () => {
     expect(scopeStateOf(actor)).toBe("open");
   });
 
-  it("with inspection on, runs the machine where the policy gives a breaker, and moves a live scope over when one is added, usage kept", () => {
+  it("with inspection on, runs the machine where the policy gives a breaker (immutable logic elsewhere), and moves a live scope over when one is added, usage kept", () => {
     const clock = new ManualClock(T0);
     const registry = new ScopeRegistry({ policy: parsePolicy({ scopes: { model: { default: { budget: { limit: 10 } } } } }), clock, inspect: () => {} });
     const actor = registry.get("model:m");
-    expect((actor as { logic: unknown }).logic).toBe(scopeLogic);
+    // Inspectors may keep snapshots (Stately's queues them until its socket is open): a new context per change.
+    expect((actor as { logic: unknown }).logic).toBe(scopeLogicImmutable);
     actor.send({ type: "use", usage: usage(0, 2.5), now: T0 });
     registry.setPolicy(parsePolicy({ scopes: { model: { default: { budget: { limit: 10 }, breaker: { errorRate: 0.5, windowMs: 1000, minRequests: 1, cooldownMs: 1000, probes: 1 } } } } }));
     const moved = registry.peek("model:m")!;
