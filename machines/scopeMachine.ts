@@ -64,7 +64,7 @@ export interface ScopeInput {
   restore?: ScopeContext;
 }
 
-/** Apply one domain event to a scope's context. Pure; the machine and the runtime's working copies share it. */
+/** Apply one domain event to a scope's context. Pure: a new context when anything changed, the input untouched. */
 export function scopeStep(ctx: ScopeContext, e: ScopeEvent): Step {
   switch (e.type) {
     case "admit":

@@ -5,7 +5,7 @@
  * `encodeSubjectToken`), as JSON:
  *
  * ```json
- * { "ts": 1763900000000, "scope": "key:acme", "type": "@xstate.event", "event": { "type": "batch", "events": [ … ] } }
+ * { "ts": 1763900000000, "scope": "key:acme", "type": "@xstate.event", "event": { "type": "admit", … } }
  * { "ts": 1763900000000, "scope": "key:acme", "type": "@xstate.snapshot", "event": { … },
  *   "snapshot": { "value": "closed", "context": { … } } }
  * ```
