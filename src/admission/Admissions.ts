@@ -192,26 +192,12 @@ export class Admissions {
    */
   admitMany(reqs: readonly AdmitRequest[]): (Decision | Promise<Decision> | SluiceRequestError)[] {
     const now = this.clock.now();
-    return reqs.map((req) => {
-      try {
-        return this.admitOne(req, now);
-      } catch (e) {
-        if (e instanceof SluiceRequestError) return e;
-        throw e;
-      }
-    });
+    return eachOrRefusal(reqs, (req) => this.admitOne(req, now));
   }
 
   /** Apply several reports in order, as one `report` after another; a bad one gets its error in its place. */
   reportMany(reps: readonly Report[]): (ReportAck | SluiceRequestError)[] {
-    return reps.map((rep) => {
-      try {
-        return this.reportOne(rep);
-      } catch (e) {
-        if (e instanceof SluiceRequestError) return e;
-        throw e;
-      }
-    });
+    return eachOrRefusal(reps, (rep) => this.reportOne(rep));
   }
 
   private admitOne(req: AdmitRequest, now: number): Decision | Promise<Decision> {
@@ -381,14 +367,7 @@ export class Admissions {
     if (!this.journal) return this.reportMany(reps);
     const now = this.clock.now();
     if (!this.closed) this.expireDueIn(now);
-    return reps.map((rep) => {
-      try {
-        return this.reportDurablyOne(rep, now);
-      } catch (e) {
-        if (e instanceof SluiceRequestError) return e;
-        throw e;
-      }
-    });
+    return eachOrRefusal(reps, (rep) => this.reportDurablyOne(rep, now));
   }
 
   private reportDurablyOne(rep: Report, now: number): ReportAck | Promise<ReportAck> {
@@ -901,6 +880,18 @@ export class Admissions {
     const j = this.policy.jitter ?? DEFAULT_JITTER;
     return Math.ceil(ms * (j.min + this.random() * (j.max - j.min)));
   }
+}
+
+/** `fn` of each item, in order; a request error takes its item's place, anything else is thrown. */
+function eachOrRefusal<T, R>(items: readonly T[], fn: (item: T) => R): (R | SluiceRequestError)[] {
+  return items.map((item) => {
+    try {
+      return fn(item);
+    } catch (e) {
+      if (e instanceof SluiceRequestError) return e;
+      throw e;
+    }
+  });
 }
 
 function settlementOf(
