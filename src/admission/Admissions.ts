@@ -601,7 +601,11 @@ export class Admissions {
 
   /** Send `event` to the actor of `scope` (created or revived if need be); its context after the event. */
   private tell(scope: string, event: ScopeEvent): ScopeContext {
-    const actor = this.actorFor(scope);
+    return this.tellActor(this.actorFor(scope), scope, event);
+  }
+
+  /** {@link tell}, to the actor already found for `scope`. */
+  private tellActor(actor: ScopeActor, scope: string, event: ScopeEvent): ScopeContext {
     actor.send(event);
     this.changed?.(scope);
     return actor.getSnapshot().context;
@@ -621,11 +625,14 @@ export class Admissions {
     const out = [`key:${req.key}`, `model:${req.model}`];
     for (const kind in req.scopes) out.push(`${kind}:${req.scopes[kind]}`);
     const max = DEFAULT_ADMISSIONS.maxScopesPerAdmission;
+    // Scopes that would get a new actor (not live, not passivated).
+    let fresh = 0;
     for (let i = 0; i < out.length; i++) {
       // Read the limits without creating an actor: a request refused for room must leave nothing behind.
       const live = this.registry.context(out[i]!);
       // The scope's own name string: a lease keeps its scopes for its lifetime, so share, don't copy.
       if (live) out[i] = live.scope;
+      else if (!this.registry.isDormant(out[i]!)) fresh++;
       const parents = (live ? live.limits : this.registry.limitsFor(out[i]!)).parents;
       if (!parents) continue;
       for (const kind in parents) {
@@ -637,8 +644,6 @@ export class Admissions {
       }
     }
     // All the new scopes fit under the bound, or none is created.
-    let fresh = 0;
-    for (const s of out) if (!this.registry.peek(s) && !this.registry.isDormant(s)) fresh++;
     if (fresh > 0 && !this.registry.hasRoomFor(fresh)) throw unavailable("too many scopes (live and passivated)");
     // A lease keeps this list for its lifetime: grown by push, its store has room for ~20; a copy is exact.
     return out.length > 2 ? out.slice() : out;
@@ -646,11 +651,12 @@ export class Admissions {
 
   private attempt(req: AdmitRequest, scopes: string[], now: number): Attempt {
     const demand: Demand = { tokens: req.tokens, cost: req.cost, waitMs: req.waitMs };
+    const actors: ScopeActor[] = new Array(scopes.length);
     const contexts: ScopeContext[] = new Array(scopes.length);
     const verdicts: ScopeVerdict[] = new Array(scopes.length);
     let count = 0;
     for (let i = 0; i < scopes.length; i++) {
-      const c = (contexts[i] = this.ctxOf(scopes[i]!));
+      const c = (contexts[i] = (actors[i] = this.actorFor(scopes[i]!)).getSnapshot().context);
       count += (verdicts[i] = scopeCheck(c, demand, now, this.hintsFor(scopes[i]!, c, now))).limits.length;
     }
     const limits = tightestFirst(verdicts, count);
@@ -692,7 +698,7 @@ export class Admissions {
     for (let i = 0; i < scopes.length; i++) {
       const holds = scopeHoldsSlots(contexts[i]!.limits);
       if (holds) heldMask |= 1 << i;
-      const after = this.tell(scopes[i]!, { type: "admit", demand, held: holds, now });
+      const after = this.tellActor(actors[i]!, scopes[i]!, { type: "admit", demand, held: holds, now });
       if (after.breaker?.state === "halfOpen") probeMask |= 1 << i;
       const v = verdicts[i] as Extract<ScopeVerdict, { ok: true }>;
       if (v.delayMs > delayMs) delayMs = v.delayMs;
@@ -826,7 +832,8 @@ export class Admissions {
           ? (heldOne ??= settlementOf(rec, r, true, false))
           : (freeOne ??= settlementOf(rec, r, false, false));
       // Most scopes of a lease (a key with only a request rate, say) have nothing to settle: skip the event.
-      if (settlementMatters(this.ctxOf(s), settlement)) this.tell(s, { type: "settle", settlement, now });
+      const actor = this.actorFor(s);
+      if (settlementMatters(actor.getSnapshot().context, settlement)) this.tellActor(actor, s, { type: "settle", settlement, now });
     }
   }
 
