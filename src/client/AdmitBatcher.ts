@@ -8,9 +8,21 @@
  * reply arrives, the window closes or `maxBatch` are held (Nagle's algorithm).
  * Each caller is settled with its own item of the reply: its decision, or its
  * own per-item error.
+ *
+ * A turn of more than {@link SPLIT_ABOVE} calls goes as two messages at least, of
+ * even size. sluice answers a message once its last item is decided, so one big
+ * message keeps every caller waiting for all the others, and its callers then all
+ * call again in one turn: the client and the service take turns being idle. Two
+ * halves overlap: the first half's answers come back (and their next calls go out)
+ * while the second half is being decided. Measured with the bench's 64 closed-loop
+ * callers on a 2-core machine (5 alternating rounds): 32 per message gave 10–90%
+ * more admissions per second than 64, and more than 24 or 48.
  */
 import type { Decision } from "../protocol/decision.js";
 import { SluiceClientError, fromErrorReply } from "./SluiceClientError.js";
+
+/** Calls in one turn up to which they go as one message; more are split in two at least. */
+export const SPLIT_ABOVE = 32;
 
 /** How the batcher sends: one admission, or several in one message. */
 export interface AdmitSender {
@@ -81,16 +93,22 @@ export class AdmitBatcher {
     });
   }
 
-  /** Send everything queued now, in chunks of at most `maxBatch` calls and `maxBytes` bytes. */
+  /**
+   * Send everything queued now, in messages of even size: at most `maxBatch` calls
+   * and `maxBytes` bytes each, and two at least for more than {@link SPLIT_ABOVE}.
+   */
   flush(): void {
     if (this.timer !== undefined) {
       clearTimeout(this.timer);
       this.timer = undefined;
     }
+    const total = this.queue.length;
+    const parts = Math.max(total > SPLIT_ABOVE ? 2 : 1, Math.ceil(total / this.opts.maxBatch));
+    const size = Math.ceil(total / parts);
     while (this.queue.length > 0) {
       let n = 0;
       let bytes = 2; // the array's brackets
-      while (n < this.queue.length && n < this.opts.maxBatch) {
+      while (n < this.queue.length && n < size) {
         const next = this.queue[n]!.bytes + 1;
         if (n > 0 && bytes + next > this.opts.maxBytes) break;
         bytes += next;

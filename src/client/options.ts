@@ -30,7 +30,7 @@ export interface SluiceClientOptions {
    * 0: only calls made in the same turn are combined, with no added latency.
    */
   batchWindowMs?: number;
-  /** Most admissions in one `<p>.admit.batch`, 1–1000. Default 100. */
+  /** Most admissions in one `<p>.admit.batch`, 1–1000 (a turn of more than 32 calls is split in two at least). Default 100. */
   maxBatch?: number;
   /**
    * How often `report()` resends a report that names its lease when it fails with

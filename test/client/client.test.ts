@@ -10,6 +10,7 @@ import {
   type Decision,
 } from "../../src/client/mod.js";
 import type { Msg } from "@nats-io/transport-node";
+import { SPLIT_ABOVE } from "../../src/client/AdmitBatcher.js";
 import { type Harness, collect, harness, settle, until } from "./helpers.js";
 
 const POLICY = {
@@ -234,14 +235,15 @@ describe("client - auto-batching", () => {
     expect(batch).toHaveLength(0);
   });
 
-  it("50 concurrent calls go out as one admit.batch, each caller with its own decision", async () => {
+  it("50 concurrent calls go out as two admit.batch messages of 25, in order, each caller with its own decision", async () => {
     const { client, prefix } = await setup();
     const { result, single, batch } = await countAdmitMessages(prefix, () =>
       Promise.all(Array.from({ length: 50 }, (_, i) => client.admit({ key: `k${i % 5}`, model: "m", tokens: i }))),
     );
     expect(single).toHaveLength(0);
-    expect(batch).toHaveLength(1);
-    expect(batch[0]!.body.map((r: { tokens: number }) => r.tokens)).toEqual(Array.from({ length: 50 }, (_, i) => i));
+    // More than SPLIT_ABOVE in one turn: two halves, so the first half's answers need not wait for the second.
+    expect(batch.map((m) => m.body.length)).toEqual([25, 25]);
+    expect(batch.flatMap((m) => m.body.map((r: { tokens: number }) => r.tokens))).toEqual(Array.from({ length: 50 }, (_, i) => i));
     expect(result.every((d) => d.decision === "admit")).toBe(true);
     expect(new Set(result.map(leaseOf)).size).toBe(50);
     // Each caller got the decision for its own request: its key's concurrency slots count up in call order.
@@ -249,28 +251,36 @@ describe("client - auto-batching", () => {
     expect(k0).toEqual([59, 58, 57, 56, 55, 54, 53, 52, 51, 50]);
   });
 
+  it("up to SPLIT_ABOVE calls in one turn go as one message", async () => {
+    const { client, prefix } = await setup();
+    const { single, batch } = await countAdmitMessages(prefix, () => Promise.all(Array.from({ length: SPLIT_ABOVE }, () => client.admit({ key: "k", model: "m" }))));
+    expect(single).toHaveLength(0);
+    expect(batch.map((m) => m.body.length)).toEqual([SPLIT_ABOVE]);
+  });
+
   it("a bad call among them gets its own error and the others their decisions", async () => {
     const { client, prefix } = await setup();
     const calls = () =>
-      Array.from({ length: 50 }, (_, i) => {
+      Array.from({ length: 30 }, (_, i) => {
         if (i === 7) return client.admit({ key: "k", model: "" }); // refused here
         if (i === 20) return client.admit({ key: "wide", model: "m" }); // refused by sluice, inside the batch
         return client.admit({ key: "k", model: "m" });
       });
     const { result, batch } = await countAdmitMessages(prefix, () => Promise.allSettled(calls()));
     expect(batch).toHaveLength(1);
-    expect(batch[0]!.body).toHaveLength(49);
+    expect(batch[0]!.body).toHaveLength(29);
     const failed = result.flatMap((r, i) => (r.status === "rejected" ? [[i, r.reason] as const] : []));
     expect(failed.map(([i]) => i)).toEqual([7, 20]);
     expect(failed[0]![1]).toMatchObject({ code: "bad_request", message: expect.stringMatching(/^model: /) });
     expect(failed[1]![1]).toMatchObject({ code: "bad_request", status: 400, message: "scopes: more than 32 scopes with parents" });
     const leases = result.flatMap((r) => (r.status === "fulfilled" ? [leaseOf(r.value)] : []));
-    expect(new Set(leases).size).toBe(48);
+    expect(new Set(leases).size).toBe(28);
   });
 
   it("maxBatch splits a burst; batch: false sends every call alone", async () => {
     const a = await setup(POLICY, { maxBatch: 20 });
     const split = await countAdmitMessages(a.prefix, () => Promise.all(Array.from({ length: 50 }, () => a.client.admit({ key: "k", model: "m" }))));
+    // Each maxBatch calls go as soon as they are queued; the rest at the end of the turn.
     expect(split.batch.map((m) => m.body.length)).toEqual([20, 20, 10]);
     expect(split.single).toHaveLength(0);
 
