@@ -135,7 +135,7 @@ export class ScopeRegistry {
     return this.actors.get(scope);
   }
 
-  /** The context of `scope` if it is live. */
+  /** The context of `scope` if it is live: the actor's own, updated in place by its next event (copy it to keep it). */
   context(scope: string): ScopeContext | undefined {
     return this.actors.get(scope)?.getSnapshot().context;
   }
