@@ -1,17 +1,28 @@
 import { Fifo } from "./Fifo.js";
+import { NumberFifo } from "./NumberFifo.js";
+
+/** What ExpiryQueue needs of a queue: {@link Fifo} and {@link NumberFifo} both are one. */
+interface Queue<T> {
+  readonly size: number;
+  push(x: T): void;
+  shift(): T | undefined;
+  peek(): T | undefined;
+  last(): T | undefined;
+}
 
 /**
  * Keys in the order they were added, each with a time after which it may go.
  * Entries must be added with non-decreasing times (a constant TTL gives that),
- * so the expired ones are always at the front. Two {@link Fifo}s kept in step.
+ * so the expired ones are always at the front. Two queues kept in step; the times
+ * (and numeric keys) in {@link NumberFifo}s, unboxed.
  */
 export class ExpiryQueue<K> {
-  private readonly keys: Fifo<K>;
-  private readonly times = new Fifo<number>(false);
+  private readonly keys: Queue<K>;
+  private readonly times = new NumberFifo();
 
-  /** @param numericKeys the keys are numbers: kept unboxed, like the times (see {@link Fifo}). */
+  /** @param numericKeys the keys are numbers: kept unboxed, like the times. */
   constructor(numericKeys = false) {
-    this.keys = new Fifo<K>(!numericKeys);
+    this.keys = (numericKeys ? new NumberFifo() : new Fifo<K>()) as Queue<K>;
   }
 
   get size(): number {

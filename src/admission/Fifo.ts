@@ -10,15 +10,6 @@ export class Fifo<T> {
   private items: T[] = [];
   private head = 0;
 
-  /**
-   * @param release overwrite a consumed slot, so that the queue lets go of its item. A queue of
-   * numbers passes false: there is nothing to let go of, and the store would cost more than it
-   * saves. The one store site in `shift` also serves queues of objects, and V8 makes such a site
-   * generalise every array it writes to: a queue of numbers would turn from unboxed doubles into
-   * boxed ones, one object per number pushed.
-   */
-  constructor(private readonly release = true) {}
-
   get size(): number {
     return this.items.length - this.head;
   }
@@ -40,7 +31,8 @@ export class Fifo<T> {
   shift(): T | undefined {
     if (this.head >= this.items.length) return undefined;
     const x = this.items[this.head]!;
-    if (this.release) this.items[this.head] = undefined as T;
+    // Let go of the item (the queue holds objects; numbers go in a NumberFifo).
+    this.items[this.head] = undefined as T;
     this.head++;
     if (this.head === this.items.length) {
       this.items = [];

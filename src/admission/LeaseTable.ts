@@ -1,7 +1,7 @@
 import type { Usage } from "../../machines/scope.js";
 import { ExpiryQueue } from "./ExpiryQueue.js";
-import { Fifo } from "./Fifo.js";
 import { MinHeap } from "./MinHeap.js";
+import { NumberFifo } from "./NumberFifo.js";
 
 /** What sluice remembers of an admitted, unreported call. A copy: the table keeps its own. */
 export interface LeaseRecord {
@@ -36,6 +36,9 @@ const SLOTS = 0x800000;
 /** Generations per slot before they wrap (2^30): a handle `gen·SLOTS + slot` stays below 2^53. */
 const GENS = 0x40000000;
 const FIRST_CAPACITY = 1024;
+/** Emptied holding queues kept for reuse: at most this many, each of at most this capacity. */
+const MAX_SPARE_QUEUES = 1024;
+const SPARE_QUEUE_CAPACITY = 64;
 
 const FREE = 0;
 const LIVE = 1;
@@ -131,7 +134,9 @@ export class LeaseTable {
   /** Handles in expiry order, with their expiry. */
   private readonly order = new ExpiryQueue<number>(true);
   private readonly early = new MinHeap<{ at: number; handle: number }>((a, b) => a.at < b.at);
-  private readonly holding = new Map<string, Fifo<number>>();
+  private readonly holding = new Map<string, NumberFifo>();
+  /** Emptied small holding queues, reused: most keys hold a lease or two at a time, again and again. */
+  private readonly spareQueues: NumberFifo[] = [];
   /** Handles of tombstones in the order buried, each with the time it was buried until. */
   private readonly tombs = new ExpiryQueue<number>(true);
 
@@ -198,7 +203,7 @@ export class LeaseTable {
       if (!hasBit(heldMask, i)) continue;
       const s = scopes[i]!;
       let q = this.holding.get(s);
-      if (!q) this.holding.set(s, (q = new Fifo<number>(false)));
+      if (!q) this.holding.set(s, (q = this.spareQueues.pop() ?? new NumberFifo(4)));
       q.push(h);
     }
     return this.prefix + h.toString(36);
@@ -217,7 +222,10 @@ export class LeaseTable {
       const q = this.holding.get(scopes[i]!);
       if (!q) continue;
       for (let f = q.peek(); f !== undefined && this.stateOf(f) !== LIVE; f = q.peek()) q.shift();
-      if (q.size === 0) this.holding.delete(scopes[i]!);
+      if (q.size === 0) {
+        this.holding.delete(scopes[i]!);
+        if (q.capacity <= SPARE_QUEUE_CAPACITY && this.spareQueues.length < MAX_SPARE_QUEUES) this.spareQueues.push(q);
+      }
     }
     this.untils[slot] = until;
     this.tombs.push(rec.handle, until);

@@ -79,6 +79,21 @@ describe("LeaseTable", () => {
     expect(t.earliestHeldExpiry("key:k1")).toBe(200);
   });
 
+  it("a scope's emptied holding queue, reused for another scope, carries nothing over", () => {
+    const t = table();
+    const a = t.add(["key:a", "model:m"], 0b01, 0, 1, 0, 100);
+    t.settle(t.get(a)!, true, 1_000);
+    expect(t.earliestHeldExpiry("key:a")).toBeUndefined();
+    for (let i = 0; i < 3; i++) t.add(["key:b", "model:m"], 0b01, 0, 1, 0, 300 + i);
+    expect(t.earliestHeldExpiry("key:b")).toBe(300);
+    expect(t.earliestHeldExpiry("key:a")).toBeUndefined();
+    const c = t.add(["key:a", "model:m"], 0b01, 0, 1, 0, 400);
+    expect(t.earliestHeldExpiry("key:a")).toBe(400);
+    t.settle(t.get(c)!, true, 1_000);
+    expect(t.earliestHeldExpiry("key:a")).toBeUndefined();
+    expect(t.earliestHeldExpiry("key:b")).toBe(300);
+  });
+
   it("a late report buries its own lease again for longer; foreign ids get tombstones of their own", () => {
     const t = table();
     const id = t.add(SCOPES, 0, 0, 7, 0, 100);
