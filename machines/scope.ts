@@ -202,6 +202,14 @@ export function scopeClone(c: ScopeContext): ScopeContext {
   return next;
 }
 
+/** A pure step made of an in-place one: `apply` to a clone of `ctx`, its notices collected. */
+function onClone(ctx: ScopeContext, apply: (next: ScopeContext, notices: ScopeNotice[]) => void): Step {
+  const next = scopeClone(ctx);
+  const notices: ScopeNotice[] = [];
+  apply(next, notices);
+  return { ctx: next, notices };
+}
+
 /** Does an admission hold a slot in this scope (a concurrency limit, or the adaptive one)? */
 export function scopeHoldsSlots(limits: ResolvedLimits): boolean {
   return limits.concurrency !== undefined || limits.latency !== undefined;
@@ -229,14 +237,11 @@ export function latencyOver(ctx: ScopeContext, now: number, share = 1): boolean 
 
 /** Apply what time alone changes: budget resets, breaker cooldowns, latency decay. Pure: `ctx` itself when time changed nothing. */
 export function scopeAdvance(ctx: ScopeContext, now: number): Step {
-  const notices: ScopeNotice[] = [];
-  if (!advanceDue(ctx, now)) return { ctx, notices };
-  const next = scopeClone(ctx);
-  advanceInPlace(next, now, notices);
-  return { ctx: next, notices };
+  if (!advanceDue(ctx, now)) return { ctx, notices: [] };
+  return onClone(ctx, (next, notices) => scopeAdvanceInPlace(next, now, notices));
 }
 
-/** Would {@link advanceInPlace} change anything at `now`? (False on nearly every call.) */
+/** Would {@link scopeAdvanceInPlace} change anything at `now`? (False on nearly every call.) */
 function advanceDue(ctx: ScopeContext, now: number): boolean {
   for (let i = 0; i < ctx.budgets.length; i++) {
     const b = ctx.budgets[i]!;
@@ -250,12 +255,12 @@ function advanceDue(ctx: ScopeContext, now: number): boolean {
 function advancedView(ctx: ScopeContext, now: number): ScopeContext {
   if (!advanceDue(ctx, now)) return ctx;
   const next = scopeClone(ctx);
-  advanceInPlace(next, now, undefined);
+  scopeAdvanceInPlace(next, now);
   return next;
 }
 
-/** What time alone changes, written into `ctx`, with the notices pushed to `notices` (none made without it). */
-function advanceInPlace(ctx: ScopeContext, now: number, notices: ScopeNotice[] | undefined): void {
+/** {@link scopeAdvance}, written into `ctx` itself, its notices pushed to `notices` (none made without it). */
+export function scopeAdvanceInPlace(ctx: ScopeContext, now: number, notices?: ScopeNotice[]): void {
   for (let i = 0; i < ctx.budgets.length; i++) {
     const p = ctx.limits.budgets[i];
     const b = ctx.budgets[i]!;
@@ -379,15 +384,12 @@ export function scopeCheck(ctx0: ScopeContext, demand: Demand, now: number, hint
 
 /** Commit an admission (after every scope's check passed at the same `now`). Pure: a new context. */
 export function scopeAdmit(ctx: ScopeContext, demand: Demand, held: boolean, now: number): Step {
-  const next = scopeClone(ctx);
-  const notices: ScopeNotice[] = [];
-  scopeAdmitInPlace(next, demand, held, now, notices);
-  return { ctx: next, notices };
+  return onClone(ctx, (next, notices) => scopeAdmitInPlace(next, demand, held, now, notices));
 }
 
 /** {@link scopeAdmit}, written into `ctx` itself (the scope actor's own context), its notices pushed to `notices`. */
 export function scopeAdmitInPlace(ctx: ScopeContext, demand: Demand, held: boolean, now: number, notices: ScopeNotice[]): void {
-  advanceInPlace(ctx, now, notices);
+  scopeAdvanceInPlace(ctx, now, notices);
   for (const b of ctx.limits.buckets) bucketTakeInPlace(ownBucket(ctx, b, now), b, bucketAmount(b, demand), now);
   if (held) ctx.held += 1;
   eachBudget(ctx, notices, BUDGET_RESERVE, demand, demand);
@@ -435,15 +437,12 @@ function eachBudget(ctx: ScopeContext, notices: ScopeNotice[], op: number, a: De
 
 /** A lease was reported, or expired unreported (settled at its estimate). Pure: a new context. */
 export function scopeSettle(ctx: ScopeContext, s: Settlement, now: number): Step {
-  const next = scopeClone(ctx);
-  const notices: ScopeNotice[] = [];
-  scopeSettleInPlace(next, s, now, notices);
-  return { ctx: next, notices };
+  return onClone(ctx, (next, notices) => scopeSettleInPlace(next, s, now, notices));
 }
 
 /** {@link scopeSettle}, written into `ctx` itself, its notices pushed to `notices`. */
 export function scopeSettleInPlace(ctx: ScopeContext, s: Settlement, now: number, notices: ScopeNotice[]): void {
-  advanceInPlace(ctx, now, notices);
+  scopeAdvanceInPlace(ctx, now, notices);
   const tokenDelta = s.actual.tokens - s.estimate.tokens;
   if (tokenDelta !== 0) {
     for (const b of ctx.limits.buckets) if (b.tokens) bucketAdjustInPlace(ownBucket(ctx, b, now), b, tokenDelta, now);
@@ -475,25 +474,17 @@ export function settlementMatters(ctx: ScopeContext, s: Settlement): boolean {
 
 /** Usage with no lease behind it (a report for an unknown lease): counted, never dropped. Pure: a new context. */
 export function scopeUse(ctx: ScopeContext, usage: Usage, now: number): Step {
-  const next = scopeClone(ctx);
-  const notices: ScopeNotice[] = [];
-  scopeUseInPlace(next, usage, now, notices);
-  return { ctx: next, notices };
+  return onClone(ctx, (next, notices) => scopeUseInPlace(next, usage, now, notices));
 }
 
 /** {@link scopeUse}, written into `ctx` itself, its notices pushed to `notices`. */
 export function scopeUseInPlace(ctx: ScopeContext, usage: Usage, now: number, notices: ScopeNotice[]): void {
-  advanceInPlace(ctx, now, notices);
+  scopeAdvanceInPlace(ctx, now, notices);
   if (usage.tokens > 0) {
     for (const b of ctx.limits.buckets) if (b.tokens) bucketAdjustInPlace(ownBucket(ctx, b, now), b, usage.tokens, now);
   }
   eachBudget(ctx, notices, BUDGET_USE, usage, usage);
   ctx.lastActiveAt = now;
-}
-
-/** Time passed, written into `ctx` itself: {@link scopeAdvance} in place. */
-export function scopeAdvanceInPlace(ctx: ScopeContext, now: number, notices: ScopeNotice[]): void {
-  advanceInPlace(ctx, now, notices);
 }
 
 /** New latency averages from the report pipeline. */

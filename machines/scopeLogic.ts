@@ -27,12 +27,9 @@ import type { ScopeContext, ScopeNotice } from "./scope.js";
 import { type ScopeBatchEvent, type ScopeEvent, type ScopeInput, scopeApplyInPlace, scopeFold, scopeStateValue } from "./scopeMachine.js";
 import { scopeInit } from "./scope.js";
 
+// Its transition is replaced in `logicOf`; only its initial state and the rest of its logic are used.
 const transitionLogic = fromTransition<ScopeContext, ScopeEvent | ScopeBatchEvent, any, ScopeInput, ScopeNotice>(
-  (context, event, actorScope) => {
-    const s = scopeFold(context, event);
-    for (const n of s.notices) actorScope.emit(n);
-    return s.ctx;
-  },
+  (context) => context,
   ({ input }) => input.restore ?? scopeInit(input.scope, input.limits, input.now),
 );
 

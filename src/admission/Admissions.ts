@@ -1,7 +1,7 @@
 import { Subject } from "rxjs";
-import { DEFAULT_JITTER, DEFAULT_LEASE_TTL_MS, type PolicyDocument, type ResolvedLimits } from "../../machines/policy.js";
-import { type Demand, type LimitInfo, NO_HINTS, type Outcome, type ResetWhat, type ScopeContext, type ScopeHints, type ScopeNotice, type ScopeVerdict, type Settlement, type Usage, scopeCheck, scopeHoldsSlots, scopeSlotLimit, settlementMatters } from "../../machines/scope.js";
-import { type ScopeEvent, scopeStep } from "../../machines/scopeMachine.js";
+import { DEFAULT_JITTER, DEFAULT_LEASE_TTL_MS, type PolicyDocument } from "../../machines/policy.js";
+import { type Demand, type LimitInfo, NO_HINTS, type Outcome, type ResetWhat, type ScopeContext, type ScopeHints, type ScopeVerdict, type Settlement, type Usage, scopeCheck, scopeHoldsSlots, scopeSlotLimit, settlementMatters } from "../../machines/scope.js";
+import type { ScopeEvent } from "../../machines/scopeMachine.js";
 import type { Clock } from "../clock.js";
 import type { Decision, DecisionEvent, ReportAck } from "../protocol/decision.js";
 import { SluiceRequestError, badRequest, unavailable } from "../protocol/errors.js";
