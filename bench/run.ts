@@ -29,8 +29,11 @@
  * The nats-server runs with JetStream (`-js`, store in the temporary
  * directory); every sluice but the durable one runs with SLUICE_PERSIST=off.
  *
- * Each measurement is repeated `--runs` times (rounds interleave the series so
- * that drift of the machine hits all alike); the table shows medians with
+ * Each measurement is repeated `--runs` times. A round goes level by level, so
+ * that the series a goal compares (sluice and the echo, the client and the peer)
+ * run seconds apart and drift of the machine hits them alike; after a run that
+ * loaded sluice, one of another target waits for that run's leases to expire
+ * (bench/lib/roundOrder.ts). The table shows medians with
  * min–max. Prints ONE table and the goals (MET / MISSED / SKIPPED; speed never
  * fails the command, a crash does), and writes the results as JSON and an SVG
  * chart under bench/results/. Nothing is installed: what cannot run here is
@@ -70,6 +73,7 @@
  * table and goals to stdout.
  */
 import { spawnSync } from "node:child_process";
+import { setTimeout as sleep } from "node:timers/promises";
 import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from "node:fs/promises";
 import { cpus, tmpdir, totalmem } from "node:os";
@@ -88,7 +92,8 @@ import { EchoTarget, RedisTarget, SluiceTarget, type Target, type TargetContext,
 import { MAX_PUBLISH_BURST, ackedReports, durabilityPolicy, publishedReports } from "./lib/durability.js";
 import { type MemoryResult, memoryPolicy, observedPeakRss, runMemorySeries } from "./lib/memory.js";
 import { memoryGoal, memoryTable } from "./lib/report.js";
-import { DEFAULT_WORKLOAD } from "./lib/workload.js";
+import { type Step, roundOrder } from "./lib/roundOrder.js";
+import { BENCH_LEASE_TTL_MS, DEFAULT_WORKLOAD } from "./lib/workload.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const CLIENT_MODULE = join(root, "dist/src/client/mod.js");
@@ -324,7 +329,12 @@ async function main(): Promise<void> {
   const durSteps = opts.runs * durSeries.reduce((a, s) => a + s.levels.length, 0);
   const durMs = durSeries.length === 0 ? 0 : durTargets.size * 2500 + durSteps * ((opts.durabilityReports / 5000) * 1000 + 500);
   const memMs = runMemory ? 2500 + (opts.memoryKeys / 15_000) * 1000 + opts.memoryIdleMs + Math.min(opts.memoryTailMs, (opts.memoryKeys / 5000) * 1000) : 0;
-  const plannedMs = startupMs + primed.length * (opts.primeMs + overheadMs) + opts.runs * series.reduce((a, s) => a + s.levels.length * runMs(s), 0) + durMs + memMs;
+  // Leases of a run that loaded sluice expire up to a lifetime after it; the next run's own start and warmup cover part of that.
+  const settleMs = Math.max(0, BENCH_LEASE_TTL_MS + 100 - opts.warmupMs);
+  const firstRound = roundOrder(series, settleMs);
+  const laterRound = roundOrder(series, settleMs, firstRound.at(-1)?.series.needs.includes("sluice") ?? false);
+  const roundMs = (steps: Step[]): number => steps.reduce((a, st) => a + st.pauseMs + runMs(st.series), 0);
+  const plannedMs = startupMs + primed.length * (opts.primeMs + overheadMs) + roundMs(firstRound) + (opts.runs - 1) * roundMs(laterRound) + durMs + memMs;
   progress = new Progress(plannedMs, 1 + primed.length + measuredSteps + durSteps + durTargets.size + (runMemory ? 1 : 0));
   progress.log(
     `${opts.quick ? "quick: " : ""}${series.length} series, ${measuredSteps} measured runs ` +
@@ -374,19 +384,18 @@ async function main(): Promise<void> {
   const results = new Map<string, LoadResult[]>();
   const keyOf = (s: string, l: number): string => `${s}@${l}`;
   for (let run = 1; run <= opts.runs; run++) {
-    for (const s of series) {
-      for (const level of s.levels) {
-        const lv = s.levelKind === "per turn" ? `${level}/turn` : `@${level}`;
-        progress.begin(`${s.id} ${lv}, run ${run}/${opts.runs}`, runMs(s));
-        const r = await runProgram(rc, s, level, s.program === "inproc" ? opts.inprocDurationMs : opts.durationMs, opts.warmupMs);
-        const list = results.get(keyOf(s.id, level)) ?? [];
-        list.push(r);
-        results.set(keyOf(s.id, level), list);
-        progress.end(
-          `${s.id.padEnd(10)} ${lv.padStart(7)} run ${run}/${opts.runs}: ${fmtInt(r.ops)} ops/s  p50 ${fmtMs(r.p50)} ms  p99 ${fmtMs(r.p99)} ms  ` +
-            `errors ${r.errors}` + (r.admitted !== undefined ? `  admitted ${r.admitted}/${r.admitted + (r.rejected ?? 0)}` : ""),
-        );
-      }
+    for (const { series: s, level, pauseMs } of run === 1 ? firstRound : laterRound) {
+      const lv = s.levelKind === "per turn" ? `${level}/turn` : `@${level}`;
+      progress.begin(`${s.id} ${lv}, run ${run}/${opts.runs}`, pauseMs + runMs(s));
+      if (pauseMs > 0) await sleep(pauseMs);
+      const r = await runProgram(rc, s, level, s.program === "inproc" ? opts.inprocDurationMs : opts.durationMs, opts.warmupMs);
+      const list = results.get(keyOf(s.id, level)) ?? [];
+      list.push(r);
+      results.set(keyOf(s.id, level), list);
+      progress.end(
+        `${s.id.padEnd(10)} ${lv.padStart(7)} run ${run}/${opts.runs}: ${fmtInt(r.ops)} ops/s  p50 ${fmtMs(r.p50)} ms  p99 ${fmtMs(r.p99)} ms  ` +
+          `errors ${r.errors}` + (r.admitted !== undefined ? `  admitted ${r.admitted}/${r.admitted + (r.rejected ?? 0)}` : ""),
+      );
     }
   }
 
