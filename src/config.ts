@@ -44,6 +44,7 @@ const envSchema = z.object({
   SLUICE_MAX_PENDING_APPENDS: z.coerce.number().int().min(1).default(10_000),
   SLUICE_IDLE_MS: z.coerce.number().int().min(1).default(600_000),
   SLUICE_MAX_SCOPES: z.coerce.number().int().min(1).default(DEFAULT_MAX_SCOPES),
+  SLUICE_EVENT_THREAD: z.enum(["on", "off"]).default("on"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default(DEFAULT_CONFIG.logLevel),
 });
 
@@ -80,6 +81,8 @@ export interface SluiceConfig {
   idleMs: number;
   /** Most scopes, live and passivated (`SLUICE_MAX_SCOPES`); past it new ones are refused `unavailable`. */
   maxScopes: number;
+  /** Publish decision events from a thread with a NATS connection of its own (`SLUICE_EVENT_THREAD`, default on). */
+  eventThread: boolean;
 }
 
 export class ConfigError extends Error {
@@ -142,5 +145,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SluiceConfig {
           },
     idleMs: e.SLUICE_IDLE_MS,
     maxScopes: e.SLUICE_MAX_SCOPES,
+    eventThread: e.SLUICE_EVENT_THREAD === "on",
   };
 }

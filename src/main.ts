@@ -14,6 +14,8 @@ import { InspectPortInUseError, startWebSocketInspection, type WebSocketInspecti
 import { createLogger } from "./log.js";
 import { isSluiceRequestError } from "./protocol/errors.js";
 import { EMPTY_POLICY, parsePolicy } from "./protocol/policySchema.js";
+import { utf8Bytes } from "./protocol/utf8.js";
+import { DecisionEventThread } from "./service/DecisionEventThread.js";
 import { SluiceService } from "./service/SluiceService.js";
 import { NatsServerMissingError, ensureNats } from "./transport/localNats.js";
 
@@ -58,8 +60,9 @@ async function main(): Promise<void> {
     throw e;
   }
 
+  const servers = local.servers.split(",").map((s) => s.trim());
   const nc = await connect({
-    servers: local.servers.split(",").map((s) => s.trim()),
+    servers,
     name: "sluice",
     // Survive NATS restarts: the client's default gives up after 10 attempts.
     maxReconnectAttempts: -1,
@@ -86,8 +89,27 @@ async function main(): Promise<void> {
     logger.info({ subject: `${config.prefix}.inspect.events.>` }, "XState inspection events are published on NATS");
   }
 
+  let events: DecisionEventThread | undefined;
+  if (config.eventThread) {
+    try {
+      const inline = (subject: string, body: string) => {
+        try {
+          nc.publish(subject, utf8Bytes(body));
+        } catch (err) {
+          logger.debug({ err, subject }, "event not published");
+        }
+      };
+      events = await DecisionEventThread.start({ servers, logger, inline });
+      logger.info("decision events of busy turns are published from a thread of their own");
+    } catch (err) {
+      logger.warn({ err }, "decision events: no thread of their own, published by the service thread");
+    }
+  }
+
   const metrics = config.httpPort !== undefined ? new SluiceMetrics() : undefined;
-  const base = { nc, policy, prefix: config.prefix, logger, inspect, observer: metrics?.observer, idleMs: config.idleMs, maxScopes: config.maxScopes };
+  const base = {
+    nc, policy, prefix: config.prefix, logger, inspect, observer: metrics?.observer, idleMs: config.idleMs, maxScopes: config.maxScopes, decisionEvents: events,
+  };
   let service: SluiceService;
   try {
     service = await SluiceService.start({ ...base, persistence: config.persistence });
@@ -122,6 +144,8 @@ async function main(): Promise<void> {
     logger.info({ signal }, "shutting down");
     try {
       await service.stop();
+      // The events of the last decisions are published before the connections close.
+      await events?.stop();
       await http?.stop();
       wsInspection?.stop();
       await nc.drain();

@@ -24,5 +24,12 @@ describe("config from the environment", () => {
     expect(() => loadConfig({ SLUICE_SNAPSHOT_MS: "abc" })).toThrow(/^SLUICE_SNAPSHOT_MS="abc": /);
     expect(() => loadConfig({ SLUICE_PREFIX: "a b" })).toThrow('SLUICE_PREFIX="a b": expected subject tokens such as sluice or acme.sluice');
     expect(() => loadConfig({ SLUICE_STATE_BUCKET: "no.dots" })).toThrow(/^SLUICE_STATE_BUCKET="no.dots": expected a bucket name/);
+    expect(() => loadConfig({ SLUICE_EVENT_THREAD: "yes" })).toThrow(/^SLUICE_EVENT_THREAD="yes": /);
+  });
+
+  it("publishes busy turns' decision events from a thread of their own unless SLUICE_EVENT_THREAD=off", () => {
+    expect(loadConfig({}).eventThread).toBe(true);
+    expect(loadConfig({ SLUICE_EVENT_THREAD: "on" }).eventThread).toBe(true);
+    expect(loadConfig({ SLUICE_EVENT_THREAD: "off" }).eventThread).toBe(false);
   });
 });

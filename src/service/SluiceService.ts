@@ -76,6 +76,8 @@ export interface SluiceServiceOptions {
   persistence?: PersistenceOptions;
   /** Passivate scopes idle this long, ms. Default 10 minutes. */
   idleMs?: number;
+  /** Where decision events go instead of `nc` (e.g. a `DecisionEventThread`), given each one's subject. Default: published on `nc`. */
+  decisionEvents?: { publish(subject: string, ev: DecisionEvent): void };
 }
 
 /** Fingerprint of a policy document: a runtime policy is kept across restarts only while the start policy has this one. */
@@ -467,7 +469,9 @@ export class SluiceService {
       token = encodeSubjectToken(ev.model);
       if (this.modelTokens.size < 100_000) this.modelTokens.set(ev.model, token);
     }
-    this.safePublish(`${this.prefix}.decisions.${ev.decision}.${token}`, JSON.stringify(ev));
+    const subject = `${this.prefix}.decisions.${ev.decision}.${token}`;
+    if (this.opts.decisionEvents) this.opts.decisionEvents.publish(subject, ev);
+    else this.safePublish(subject, JSON.stringify(ev));
   }
 
   private publishNotice(scope: string, n: ScopeNotice): void {

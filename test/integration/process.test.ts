@@ -31,6 +31,31 @@ describe("process - npm start", () => {
     await nc.close();
   });
 
+  it("publishes every decision event in order, a batch's from its thread, the last ones before it exits", async () => {
+    const p = run({ NATS_URL: server.url, SLUICE_PREFIX: "procev" });
+    await until(() => p.out().includes("sluice is serving"));
+    expect(p.out()).toContain("decision events of busy turns are published from a thread of their own");
+    const nc = await connect({ servers: server.url });
+    const seen: string[] = [];
+    nc.subscribe("procev.decisions.>", {
+      callback: (_e, m) => {
+        seen.push(m.json<{ key: string }>().key);
+      },
+    });
+    await nc.flush();
+    const batch = Array.from({ length: 150 }, (_, i) => ({ key: `b${i}`, model: "m" }));
+    expect((await nc.request("procev.admit.batch", JSON.stringify(batch))).json<unknown[]>()).toHaveLength(150);
+    await nc.request("procev.admit", JSON.stringify({ key: "lone", model: "m" }));
+    // The last batch's events are still with the thread when SIGTERM comes: they are published before exit.
+    await nc.request("procev.admit.batch", JSON.stringify(batch.map((r) => ({ ...r, key: `${r.key}-last` }))));
+    p.child.kill("SIGTERM");
+    expect(await p.exit).toBe(0);
+    await until(() => seen.length >= 301);
+    expect(seen.slice(0, 151)).toEqual([...batch.map((r) => r.key), "lone"]);
+    expect(seen.slice(151)).toEqual(batch.map((r) => `${r.key}-last`));
+    await nc.close();
+  });
+
   it("refuses an invalid policy file with one line naming the field, exit 2", async () => {
     const dir = mkdtempSync(join(tmpdir(), "sluice-proc-"));
     const policy = join(dir, "policy.json");

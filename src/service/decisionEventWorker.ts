@@ -1,0 +1,42 @@
+/**
+ * The code of the decision-event thread (see DecisionEventThread.ts): a NATS
+ * connection of its own that encodes and publishes the events the service hands
+ * over, batch by batch, in the order given.
+ */
+import { parentPort, workerData } from "node:worker_threads";
+import { connect } from "@nats-io/transport-node";
+import { loadConfig } from "../config.js";
+import { utf8Bytes } from "../protocol/utf8.js";
+import type { EventThreadReply, EventThreadRequest } from "./DecisionEventThread.js";
+
+const port = parentPort!;
+const { servers, name } = workerData as { servers: string[]; name: string };
+const reply = (m: EventThreadReply): void => port.postMessage(m);
+
+try {
+  // The same credentials and TLS settings as the service's own connection: the thread gets a copy of its environment.
+  const nc = await connect({ servers, name, maxReconnectAttempts: -1, ...loadConfig(process.env).natsOptions });
+  port.on("message", (m: EventThreadRequest) => {
+    if (m.type === "events") {
+      const batch = m.batch;
+      for (let i = 0; i < batch.length; i += 2) {
+        try {
+          nc.publish(batch[i]!, utf8Bytes(batch[i + 1]!));
+        } catch {
+          // A closed or draining connection: the event is lost, as it would be on the service's own.
+        }
+      }
+      // Said after the client's own flush (a microtask queued by the first publish): once the service
+      // hears it, these events are written, and it may publish the next small turn's on its own connection.
+      queueMicrotask(() => reply({ type: "done", count: batch.length / 2 }));
+    } else {
+      nc.drain().then(
+        () => reply({ type: "stopped" }),
+        (err: unknown) => reply({ type: "stopped", error: err instanceof Error ? err.message : String(err) }),
+      );
+    }
+  });
+  reply({ type: "ready" });
+} catch (err) {
+  reply({ type: "failed", message: err instanceof Error ? err.message : String(err) });
+}

@@ -1,0 +1,101 @@
+import { describe, expect, it } from "vitest";
+import pino from "pino";
+import type { Msg } from "@nats-io/transport-node";
+import { DecisionEventThread } from "../../src/service/DecisionEventThread.js";
+import type { DecisionEvent } from "../../src/protocol/decision.js";
+import { useNatsServer } from "../helpers/natsFixture.js";
+
+const nats = useNatsServer();
+const logger = pino({ level: "silent" });
+
+const event = (i: number): DecisionEvent => ({
+  ts: 1_000 + i, key: `k${i}`, model: "m", scopes: {}, tokens: i, cost: 0, decision: "admit", reason: "ok", lease: `L-${i}`, delayMs: 0,
+});
+
+/** Subscribe to `subject` and collect the bodies of what arrives. */
+async function collect(subject: string): Promise<{ bodies: string[]; until: (n: number) => Promise<void> }> {
+  const bodies: string[] = [];
+  nats.nc.subscribe(subject, {
+    callback: (_e: unknown, m: Msg) => {
+      bodies.push(m.string());
+    },
+  });
+  await nats.nc.flush();
+  const until = async (n: number) => {
+    for (let i = 0; i < 200 && bodies.length < n; i++) await new Promise((r) => setTimeout(r, 10));
+  };
+  return { bodies, until };
+}
+
+describe("DecisionEventThread", () => {
+  it("publishes a busy turn's events from its thread, in order, and a small turn's inline", async () => {
+    const { bodies, until } = await collect("t1.decisions.>");
+    const inline: string[] = [];
+    const t = await DecisionEventThread.start({ servers: [nats.server.url], logger, minTurn: 5, inline: (_s, body) => inline.push(body) });
+    try {
+      for (let i = 0; i < 5; i++) t.publish("t1.decisions.admit.m", event(i));
+      await until(5);
+      expect(bodies).toEqual([0, 1, 2, 3, 4].map((i) => JSON.stringify(event(i))));
+      expect(inline).toEqual([]);
+      // The thread has nothing pending any more: a turn of two is published inline.
+      await new Promise((r) => setTimeout(r, 50));
+      t.publish("t1.decisions.admit.m", event(5));
+      t.publish("t1.decisions.admit.m", event(6));
+      await Promise.resolve();
+      expect(inline).toEqual([JSON.stringify(event(5)), JSON.stringify(event(6))]);
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it("keeps the order: while the thread has events unpublished, a small turn's go to it too", async () => {
+    const { bodies, until } = await collect("t2.decisions.>");
+    const inline: string[] = [];
+    const t = await DecisionEventThread.start({ servers: [nats.server.url], logger, minTurn: 3, inline: (_s, body) => inline.push(body) });
+    try {
+      for (let i = 0; i < 3; i++) t.publish("t2.decisions.admit.m", event(i));
+      // The next turn: the first turn's events were handed over, and the thread cannot have answered yet.
+      await Promise.resolve();
+      t.publish("t2.decisions.admit.m", event(3));
+      await until(4);
+      expect(bodies).toEqual([0, 1, 2, 3].map((i) => JSON.stringify(event(i))));
+      expect(inline).toEqual([]);
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it("publishes everything handed over before it stops", async () => {
+    const { bodies, until } = await collect("t3.decisions.>");
+    const t = await DecisionEventThread.start({ servers: [nats.server.url], logger, minTurn: 1, inline: () => expect.fail("published inline") });
+    for (let i = 0; i < 500; i++) t.publish(`t3.decisions.admit.m${i % 3}`, event(i));
+    await t.stop();
+    await until(500);
+    expect(bodies).toHaveLength(500);
+    expect(bodies.map((b) => (JSON.parse(b) as DecisionEvent).tokens)).toEqual([...Array(500).keys()]);
+    // Stopped: what comes later is published inline.
+    const late: string[] = [];
+    const t2 = await DecisionEventThread.start({ servers: [nats.server.url], logger, minTurn: 1, inline: (_s, body) => late.push(body) });
+    await t2.stop();
+    t2.publish("t3.decisions.admit.m", event(1));
+    expect(late).toEqual([JSON.stringify(event(1))]);
+  });
+
+  it("drops and counts events past maxQueued instead of queueing without bound", async () => {
+    const { bodies, until } = await collect("t4.decisions.>");
+    const t = await DecisionEventThread.start({ servers: [nats.server.url], logger, minTurn: 1, maxQueued: 5, inline: () => expect.fail("published inline") });
+    try {
+      for (let i = 0; i < 12; i++) t.publish("t4.decisions.admit.m", event(i));
+      expect(t.dropped).toBe(7);
+      await until(5);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(bodies.map((b) => (JSON.parse(b) as DecisionEvent).tokens)).toEqual([0, 1, 2, 3, 4]);
+    } finally {
+      await t.stop();
+    }
+  });
+
+  it("fails to start, naming the cause, when it cannot connect", async () => {
+    await expect(DecisionEventThread.start({ servers: ["127.0.0.1:1"], logger, inline: () => {} })).rejects.toThrow(/decision-event thread: /);
+  });
+});
