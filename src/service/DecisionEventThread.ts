@@ -118,9 +118,9 @@ export class DecisionEventThread {
     const died = (err?: unknown) => {
       if (this.dead) return;
       this.dead = true;
-      const lost = this.queued + this.batch.length / 2;
+      // What was handed over is lost with it; the current turn's (flushed later) are published inline.
+      const lost = this.queued;
       this.dropped += lost;
-      this.batch = [];
       this.queued = 0;
       if (this.stopping === undefined) this.opts.logger.error({ err, lost }, "decision-event thread died: events are published by the service thread from now on");
     };

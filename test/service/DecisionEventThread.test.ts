@@ -95,6 +95,19 @@ describe("DecisionEventThread", () => {
     }
   });
 
+  it("publishes inline once its thread is gone", async () => {
+    const inline: string[] = [];
+    const t = await DecisionEventThread.start({ servers: [nats.server.url], logger, minTurn: 1, inline: (_s, body) => inline.push(body) });
+    const worker = (t as unknown as { worker: import("node:worker_threads").Worker }).worker;
+    const exited = new Promise((r) => worker.once("exit", r));
+    await worker.terminate();
+    await exited;
+    t.publish("t5.decisions.admit.m", event(1));
+    expect(inline).toEqual([JSON.stringify(event(1))]);
+    expect(t.dropped).toBe(0);
+    await t.stop();
+  });
+
   it("fails to start, naming the cause, when it cannot connect", async () => {
     await expect(DecisionEventThread.start({ servers: ["127.0.0.1:1"], logger, inline: () => {} })).rejects.toThrow(/decision-event thread: /);
   });
