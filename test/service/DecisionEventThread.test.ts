@@ -27,11 +27,17 @@ async function collect(subject: string): Promise<{ bodies: string[]; until: (n: 
   return { bodies, until };
 }
 
+/** A thread on the test's server whose inline publications are recorded instead of sent. */
+async function startRecording(opts: { minTurn: number; maxQueued?: number }): Promise<{ t: DecisionEventThread; inline: string[] }> {
+  const inline: string[] = [];
+  const t = await DecisionEventThread.start({ servers: [nats.server.url], logger, ...opts, inline: (_s, body) => inline.push(body) });
+  return { t, inline };
+}
+
 describe("DecisionEventThread", () => {
   it("publishes a busy turn's events from its thread, in order, and a small turn's inline", async () => {
     const { bodies, until } = await collect("t1.decisions.>");
-    const inline: string[] = [];
-    const t = await DecisionEventThread.start({ servers: [nats.server.url], logger, minTurn: 5, inline: (_s, body) => inline.push(body) });
+    const { t, inline } = await startRecording({ minTurn: 5 });
     try {
       for (let i = 0; i < 5; i++) t.publish("t1.decisions.admit.m", event(i));
       await until(5);
@@ -50,8 +56,7 @@ describe("DecisionEventThread", () => {
 
   it("keeps the order: while the thread has events unpublished, a small turn's go to it too", async () => {
     const { bodies, until } = await collect("t2.decisions.>");
-    const inline: string[] = [];
-    const t = await DecisionEventThread.start({ servers: [nats.server.url], logger, minTurn: 3, inline: (_s, body) => inline.push(body) });
+    const { t, inline } = await startRecording({ minTurn: 3 });
     try {
       for (let i = 0; i < 3; i++) t.publish("t2.decisions.admit.m", event(i));
       // The next turn: the first turn's events were handed over, and the thread cannot have answered yet.
@@ -96,8 +101,7 @@ describe("DecisionEventThread", () => {
   });
 
   it("publishes inline once its thread is gone", async () => {
-    const inline: string[] = [];
-    const t = await DecisionEventThread.start({ servers: [nats.server.url], logger, minTurn: 1, inline: (_s, body) => inline.push(body) });
+    const { t, inline } = await startRecording({ minTurn: 1 });
     const worker = (t as unknown as { worker: import("node:worker_threads").Worker }).worker;
     const exited = new Promise((r) => worker.once("exit", r));
     await worker.terminate();
