@@ -92,7 +92,7 @@ import { EchoTarget, RedisTarget, SluiceTarget, type Target, type TargetContext,
 import { MAX_PUBLISH_BURST, ackedReports, durabilityPolicy, publishedReports } from "./lib/durability.js";
 import { type MemoryResult, memoryPolicy, observedPeakRss, runMemorySeries } from "./lib/memory.js";
 import { memoryGoal, memoryTable } from "./lib/report.js";
-import { type Step, roundOrder } from "./lib/roundOrder.js";
+import { type Step, loadsSluice, roundOrder } from "./lib/roundOrder.js";
 import { BENCH_LEASE_TTL_MS, DEFAULT_WORKLOAD } from "./lib/workload.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -332,7 +332,8 @@ async function main(): Promise<void> {
   // Leases of a run that loaded sluice expire up to a lifetime after it; the next run's own start and warmup cover part of that.
   const settleMs = Math.max(0, BENCH_LEASE_TTL_MS + 100 - opts.warmupMs);
   const firstRound = roundOrder(series, settleMs);
-  const laterRound = roundOrder(series, settleMs, firstRound.at(-1)?.series.needs.includes("sluice") ?? false);
+  const last = firstRound.at(-1);
+  const laterRound = roundOrder(series, settleMs, last !== undefined && loadsSluice(last.series));
   const roundMs = (steps: Step[]): number => steps.reduce((a, st) => a + st.pauseMs + runMs(st.series), 0);
   const plannedMs = startupMs + primed.length * (opts.primeMs + overheadMs) + roundMs(firstRound) + (opts.runs - 1) * roundMs(laterRound) + durMs + memMs;
   progress = new Progress(plannedMs, 1 + primed.length + measuredSteps + durSteps + durTargets.size + (runMemory ? 1 : 0));

@@ -14,10 +14,10 @@ import { InspectPortInUseError, startWebSocketInspection, type WebSocketInspecti
 import { createLogger } from "./log.js";
 import { isSluiceRequestError } from "./protocol/errors.js";
 import { EMPTY_POLICY, parsePolicy } from "./protocol/policySchema.js";
-import { utf8Bytes } from "./protocol/utf8.js";
 import { DecisionEventThread } from "./service/DecisionEventThread.js";
 import { SluiceService } from "./service/SluiceService.js";
 import { NatsServerMissingError, ensureNats } from "./transport/localNats.js";
+import { publishEvent } from "./transport/messages.js";
 
 function fail(line: string, code: number): never {
   // One clear line for a human at a terminal; the structured log has the rest.
@@ -92,13 +92,7 @@ async function main(): Promise<void> {
   let events: DecisionEventThread | undefined;
   if (config.eventThread) {
     try {
-      const inline = (subject: string, body: string) => {
-        try {
-          nc.publish(subject, utf8Bytes(body));
-        } catch (err) {
-          logger.debug({ err, subject }, "event not published");
-        }
-      };
+      const inline = (subject: string, body: string) => publishEvent(nc, subject, body, logger);
       events = await DecisionEventThread.start({ servers, logger, inline });
       logger.info("decision events of busy turns are published from a thread of their own");
     } catch (err) {

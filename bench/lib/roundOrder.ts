@@ -17,12 +17,12 @@ export interface Step {
 
 /**
  * Level by level: the network series first, then the in-process ones. Within a level the
- * series that do not load sluice come first, then sluice's, each in the order of the series
- * its ratio refers to, so that a compared pair is one run apart. A run that loaded sluice leaves leases behind
- * that expire up to a lease lifetime later, and sluice settles them then: such a step
- * followed by one of another target gets a pause of `settleMs`, so that the settling runs
- * before the next measurement and not beside it. `afterSluice`: the step before the first
- * one loaded sluice (a previous round's last step).
+ * series that do not load sluice come first, then sluice's, each in the order of the
+ * series its ratio refers to, so that a compared pair is one run apart. A run that loaded
+ * sluice leaves leases behind that expire up to a lease lifetime later, and sluice settles
+ * them then: such a step followed by one of another target gets a pause of `settleMs`, so
+ * that the settling runs before the next measurement and not beside it. `afterSluice`: the
+ * step before the first one loaded sluice (a previous round's last step).
  */
 export function roundOrder(series: readonly Series[], settleMs: number, afterSluice = false): Step[] {
   const steps: Step[] = [];
@@ -50,6 +50,7 @@ export function roundOrder(series: readonly Series[], settleMs: number, afterSlu
   return steps;
 }
 
-function loadsSluice(s: Series): boolean {
+/** Does a run of this series put load on sluice? */
+export function loadsSluice(s: Series): boolean {
   return s.needs.includes("sluice");
 }

@@ -80,10 +80,10 @@ export function batchPayloads(count: number, size: number, shape: WorkloadShape 
   return out;
 }
 
-/** The policy document sluice is started with (SLUICE_POLICY). */
 /** Lease lifetime of the bench policy, ms: a run's leases are all settled this long after it ends. */
 export const BENCH_LEASE_TTL_MS = 2_000;
 
+/** The policy document sluice is started with (SLUICE_POLICY). */
 export function benchPolicy(shape: WorkloadShape = DEFAULT_WORKLOAD): Record<string, unknown> {
   const keyOverrides: Record<string, unknown> = {};
   for (let i = 0; i < shape.keys; i++) if (isHotKey(i, shape)) keyOverrides[keyName(i)] = { rpm: RATES.hotKeyRpm };

@@ -35,8 +35,7 @@ import { encodeSubjectToken } from "../protocol/subjectToken.js";
 import { Passivator } from "../registry/Passivator.js";
 import { ScopeRegistry } from "../registry/ScopeRegistry.js";
 import { Persistence, type PersistenceOptions } from "../persistence/Persistence.js";
-import { decodeBody, replyError, replyJson } from "../transport/messages.js";
-import { utf8Bytes } from "../protocol/utf8.js";
+import { decodeBody, publishEvent, replyError, replyJson } from "../transport/messages.js";
 import { inspectScope } from "./inspectView.js";
 
 /** Version reported by NATS micro discovery. */
@@ -482,12 +481,7 @@ export class SluiceService {
   }
 
   private safePublish(subject: string, body: string): void {
-    try {
-      this.nc.publish(subject, utf8Bytes(body));
-    } catch (err) {
-      // A closed or draining connection must not take the decision path down with it.
-      this.logger.debug({ err, subject }, "event not published");
-    }
+    publishEvent(this.nc, subject, body, this.logger);
   }
 
   private warnNearThreshold(model: string, now: number): void {

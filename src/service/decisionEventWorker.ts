@@ -1,7 +1,7 @@
 /**
  * The code of the decision-event thread (see DecisionEventThread.ts): a NATS
- * connection of its own that encodes and publishes the events the service hands
- * over, batch by batch, in the order given.
+ * connection of its own that publishes the events the service hands over (their
+ * JSON already made), batch by batch, in the order given.
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { connect } from "@nats-io/transport-node";
@@ -12,6 +12,7 @@ import type { EventThreadReply, EventThreadRequest } from "./DecisionEventThread
 const port = parentPort!;
 const { servers, name } = workerData as { servers: string[]; name: string };
 const reply = (m: EventThreadReply): void => port.postMessage(m);
+const messageOf = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 try {
   // The same credentials and TLS settings as the service's own connection: the thread gets a copy of its environment.
@@ -32,11 +33,11 @@ try {
     } else {
       nc.drain().then(
         () => reply({ type: "stopped" }),
-        (err: unknown) => reply({ type: "stopped", error: err instanceof Error ? err.message : String(err) }),
+        (err: unknown) => reply({ type: "stopped", error: messageOf(err) }),
       );
     }
   });
   reply({ type: "ready" });
 } catch (err) {
-  reply({ type: "failed", message: err instanceof Error ? err.message : String(err) });
+  reply({ type: "failed", message: messageOf(err) });
 }

@@ -1,4 +1,5 @@
 import type { ServiceMsg } from "@nats-io/services";
+import type { NatsConnection } from "@nats-io/transport-node";
 import { isSluiceRequestError, SluiceRequestError } from "../protocol/errors.js";
 import type { Logger } from "../log.js";
 import { utf8Bytes } from "../protocol/utf8.js";
@@ -20,6 +21,15 @@ export function decodeBody(msg: { data: Uint8Array }, maxBytes: number): unknown
     return JSON.parse(text);
   } catch {
     throw new SluiceRequestError("bad_request", "body: not valid JSON");
+  }
+}
+
+/** Publish an event's JSON body. A closed or draining connection must not take the decision path down with it: logged, not thrown. */
+export function publishEvent(nc: NatsConnection, subject: string, body: string, logger: Logger): void {
+  try {
+    nc.publish(subject, utf8Bytes(body));
+  } catch (err) {
+    logger.debug({ err, subject }, "event not published");
   }
 }
 
