@@ -5,7 +5,7 @@
  */
 import type { NatsConnection } from "@nats-io/transport-node";
 import { type Service, type ServiceMsg, Svcm } from "@nats-io/services";
-import { type SchedulerLike, type Subscription, asyncScheduler, map, tap } from "rxjs";
+import { type MonoTypeOperatorFunction, type SchedulerLike, type Subscription, asyncScheduler, identity, map, tap } from "rxjs";
 import type { InspectionEvent } from "xstate";
 import { createHash } from "node:crypto";
 import { type PolicyDocument, parseScope } from "../../machines/policy.js";
@@ -16,6 +16,7 @@ import { DEFAULT_CONFIG } from "../config.js";
 import { type Logger, silentLogger } from "../log.js";
 import { latencyAverages } from "../pipelines/latencyAverages.js";
 import { bufferTurn } from "../pipelines/bufferTurn.js";
+import { oneTaskEach } from "../pipelines/oneTaskEach.js";
 import { fromEndpoint } from "../pipelines/fromEndpoint.js";
 import type { Decision, DecisionEvent } from "../protocol/decision.js";
 import { SluiceRequestError, badRequest, unavailable } from "../protocol/errors.js";
@@ -193,7 +194,8 @@ export class SluiceService {
     this.serveMany(svc, "admit", `${p}.admit`, (msg) => parseAdmitRequest(decodeBody(msg, maxAdmit)), (reqs) =>
       this.admissions.admitMany(reqs),
     );
-    this.serve(svc, "admit-batch", `${p}.admit.batch`, (msg) => this.admitBatch(decodeBody(msg, maxBody)));
+    // A batch is decided and its reply written before the next batch of the same read is begun (oneTaskEach).
+    this.serve(svc, "admit-batch", `${p}.admit.batch`, (msg) => this.admitBatch(decodeBody(msg, maxBody)), oneTaskEach());
     this.serveMany(svc, "report", `${p}.report`, (msg) => parseOrThrow(reportSchema, decodeBody(msg, maxAdmit)), (reps) =>
       this.admissions.reportDurably(reps),
     );
@@ -275,12 +277,20 @@ export class SluiceService {
   /**
    * One endpoint as a pipeline: each message is handled synchronously where it
    * can be (a decision is a value, not a promise), replies in arrival order, and
-   * nothing a client sends can end the stream.
+   * nothing a client sends can end the stream. `pace` may reschedule the messages
+   * (in order) before they are handled.
    */
-  private serve(svc: Service, name: string, subject: string, handle: (msg: ServiceMsg) => unknown): void {
+  private serve(
+    svc: Service,
+    name: string,
+    subject: string,
+    handle: (msg: ServiceMsg) => unknown,
+    pace: MonoTypeOperatorFunction<ServiceMsg> = identity,
+  ): void {
     const replied = this.repliedHook(name);
     const sub = fromEndpoint(svc, name, subject)
       .pipe(
+        pace,
         map((msg) => {
           const at = replied ? performance.now() : 0;
           if (this.stopping) return { msg, at, result: undefined, error: unavailable("sluice is shutting down") };
