@@ -10,10 +10,12 @@ import {
   MAX_BATCH,
   type AdmitRequestInput,
   type ReportInput,
+  admitRequestFast,
   admitRequestSchema,
   describeZodError,
   reportSchema,
   resetRequestSchema,
+  safeParseAdmitRequest,
 } from "../protocol/schemas.js";
 import { AdmitBatcher } from "./AdmitBatcher.js";
 import { DecisionFeed, type DecisionFilter } from "./DecisionFeed.js";
@@ -111,7 +113,7 @@ export class SluiceClient {
   admit(req: AdmitRequestInput): Promise<Decision> {
     let valid;
     try {
-      valid = parse(admitRequestSchema, req);
+      valid = admitRequestFast(req) ?? parse(admitRequestSchema, req);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -135,7 +137,7 @@ export class SluiceClient {
     const at: number[] = [];
     let waitMs = 0;
     reqs.forEach((req, i) => {
-      const r = admitRequestSchema.safeParse(req);
+      const r = safeParseAdmitRequest(req);
       if (!r.success) out[i] = new SluiceClientError("bad_request", `[${i}].${describeZodError(r.error)}`);
       else {
         bodies.push(JSON.stringify(r.data));
