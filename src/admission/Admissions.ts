@@ -5,7 +5,7 @@ import type { ScopeEvent } from "../../machines/scopeMachine.js";
 import type { Clock } from "../clock.js";
 import type { Decision, DecisionEvent, ReportAck } from "../protocol/decision.js";
 import { SluiceRequestError, badRequest, unavailable } from "../protocol/errors.js";
-import type { AdmitRequest, Report } from "../protocol/schemas.js";
+import type { AdmitRequest, LimitsMode, Report } from "../protocol/schemas.js";
 import type { ScopeActor, ScopeRegistry } from "../registry/ScopeRegistry.js";
 import { type JournalEntry, type LogEntry, type ResetEntry, type UsageJournal, entryMsgID } from "../persistence/entry.js";
 import { ExpiryQueue } from "./ExpiryQueue.js";
@@ -226,7 +226,7 @@ export class Admissions {
       if (this.waiters.full) throw unavailable("too many admissions waiting");
       // Queue on the scopes that refused it, or that others queue on before it; its other scopes stay open to later callers.
       const queuedOn = attempt ? attempt.refused : this.waiters.queuedScopes(scopes);
-      const last = attempt?.decision ?? this.queuedRefusal(blocker!, scopes, now);
+      const last = attempt?.decision ?? this.queuedRefusal(blocker!, scopes, req.limits, now);
       const promise = new Promise<Decision>((resolve, reject) => {
         this.waiters.add({ req, scopes, queuedOn, deadline: now + req.waitMs, resolve, reject, last });
       });
@@ -239,7 +239,7 @@ export class Admissions {
       if (this.waiters.size === 1) this.armExpiry();
       return promise;
     }
-    const decision = attempt?.decision ?? this.queuedRefusal(blocker!, scopes, now);
+    const decision = attempt?.decision ?? this.queuedRefusal(blocker!, scopes, req.limits, now);
     this.publish(req, decision, now);
     // A refusal is repeated for the same id only while it would be the same anyway.
     this.remember(idKey, decision, now + ((decision.decision === "reject" ? decision.retryAfterMs : undefined) ?? this.leaseTtlMs), now);
@@ -659,7 +659,7 @@ export class Admissions {
       const c = (contexts[i] = (actors[i] = this.actorFor(scopes[i]!)).getSnapshot().context);
       count += (verdicts[i] = scopeCheck(c, demand, now, this.hintsFor(scopes[i]!, c, now))).limits.length;
     }
-    const limits = tightestFirst(verdicts, count);
+    const limits = tightestFirst(verdicts, count, req.limits);
 
     let worst = -1;
     let worstWait: number | undefined;
@@ -729,10 +729,12 @@ export class Admissions {
    * two share, never one of the earlier caller's own: that caller may be another tenant (its key), and its
    * refusal may come from a scope this caller does not count against at all.
    */
-  private queuedRefusal(blocker: Waiter, scopes: readonly string[], now: number): Extract<Decision, { decision: "reject" }> {
+  private queuedRefusal(blocker: Waiter, scopes: readonly string[], mode: LimitsMode | undefined, now: number): Extract<Decision, { decision: "reject" }> {
     const scope = scopes.find((s) => blocker.queuedOn.includes(s)) ?? scopes[0]!;
     const last = blocker.last?.decision === "reject" ? blocker.last : undefined;
-    const limits = last ? last.limits.filter((l) => scopes.includes(l.scope)) : [];
+    // The earlier caller's limits, tightest first, as far as they are this caller's, and as many as it asked for.
+    const mine = last ? last.limits.filter((l) => scopes.includes(l.scope)) : [];
+    const limits = mode === "none" ? [] : mode === "tightest" ? mine.slice(0, 1) : mine;
     if (last && last.scope === scope) return { ...last, limits };
     const demand: Demand = { tokens: blocker.req.tokens, cost: blocker.req.cost, waitMs: blocker.req.waitMs };
     const v = scopeCheck(this.ctxOf(scope), demand, now);
@@ -771,7 +773,7 @@ export class Admissions {
           if (a.exactRetryAfterMs !== undefined && !a.canFreeAnytime) wake = Math.min(wake, now + Math.max(1, a.exactRetryAfterMs));
         } else if (w.deadline <= now) {
           this.waiters.remove(w);
-          const d = w.last ?? this.queuedRefusal(w, w.scopes, now);
+          const d = w.last ?? this.queuedRefusal(w, w.scopes, w.req.limits, now);
           this.publish(w.req, d, now);
           w.resolve(d);
           continue;
@@ -926,11 +928,27 @@ function freeShare(l: LimitInfo): number {
 }
 
 /**
- * Every scope's `limits`, the tightest first (ties in scope order), in one array of `count`.
+ * Every scope's `limits`, the tightest first (ties in scope order), in one array of `count`;
+ * with `mode` `tightest` only the first of them, with `none` none.
  * An insertion sort: a decision has a handful of entries, and `Array.prototype.sort`
  * allocates work space on every call (7% of all bytes allocated per admission in a sampling heap profile of corework).
  */
-function tightestFirst(verdicts: readonly ScopeVerdict[], count: number): LimitInfo[] {
+function tightestFirst(verdicts: readonly ScopeVerdict[], count: number, mode: LimitsMode = "all"): LimitInfo[] {
+  if (mode === "none") return [];
+  if (mode === "tightest") {
+    let tightest: LimitInfo | undefined;
+    let least = 0;
+    for (const v of verdicts) {
+      for (const l of v.limits) {
+        const share = freeShare(l);
+        if (tightest === undefined || share < least) {
+          tightest = l;
+          least = share;
+        }
+      }
+    }
+    return tightest === undefined ? [] : [tightest];
+  }
   const out: LimitInfo[] = new Array(count);
   let n = 0;
   for (const v of verdicts) {

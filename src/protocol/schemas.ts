@@ -35,6 +35,16 @@ export const scopeKindSchema = z
   .string()
   .regex(SCOPE_KIND, { error: "a scope kind is a lower-case word ([a-z][a-z0-9_-]*)" });
 
+/**
+ * How much of `limits` a decision carries: every limit that applied, tightest first
+ * (`all`, the default), only the first of them (`tightest`), or none (`none`: an
+ * empty array). The decision itself is the same; a caller that reads no limits
+ * spares the bytes (about 600 of a 720-byte decision with seven limits).
+ */
+const LIMITS_MODES = ["all", "tightest", "none"] as const;
+export type LimitsMode = (typeof LIMITS_MODES)[number];
+export const limitsModeSchema = z.enum(LIMITS_MODES, { error: 'expected "all", "tightest" or "none"' });
+
 export const admitRequestSchema = z.strictObject({
   key: name,
   model: name,
@@ -47,6 +57,7 @@ export const admitRequestSchema = z.strictObject({
     .default({}),
   waitMs: nonNegInt(MAX_WAIT_MS).default(0),
   id: name.optional(),
+  limits: limitsModeSchema.optional(),
 });
 export type AdmitRequest = z.output<typeof admitRequestSchema>;
 export type AdmitRequestInput = z.input<typeof admitRequestSchema>;
@@ -76,7 +87,7 @@ export function admitRequestFast(v: unknown): AdmitRequest | undefined {
     if (!hasOwn.call(o, k)) return undefined;
     n++;
   }
-  const { key, model, tokens = 0, cost = 0, scopes, waitMs = 0, id } = o;
+  const { key, model, tokens = 0, cost = 0, scopes, waitMs = 0, id, limits } = o;
   let known = 2;
   if (!isName(key) || !isName(model)) return undefined;
   if (hasOwn.call(o, "tokens")) known++;
@@ -98,10 +109,15 @@ export function admitRequestFast(v: unknown): AdmitRequest | undefined {
     known++;
     if (!isName(id)) return undefined;
   }
+  if (hasOwn.call(o, "limits")) {
+    known++;
+    if (limits !== "all" && limits !== "tightest" && limits !== "none") return undefined;
+  }
   // Any other field is unknown: the schema refuses it by name.
   if (known !== n) return undefined;
   const req: AdmitRequest = { key, model, tokens, cost, scopes: out, waitMs };
   if (id !== undefined) req.id = id as string;
+  if (limits !== undefined) req.limits = limits as LimitsMode;
   return req;
 }
 

@@ -57,6 +57,36 @@ describe("admissions - rate limits", () => {
       ["model:m", 94],
     ]);
   });
+
+  it("limits: tightest sends only the first of the limits, none an empty array; the decision is the same", () => {
+    const policy = { scopes: { key: { default: { rpm: 10, concurrency: 50 } }, model: { default: { rpm: 100 } }, team: { default: { rpm: 3 } } } };
+    const all = sluice(policy);
+    const trimmed = sluice(policy);
+    for (let i = 0; i < 4; i++) {
+      const full = all.admit({ key: "k", model: "m", scopes: { team: "t" } });
+      const tightest = trimmed.admit({ key: "k", model: "m", scopes: { team: "t" }, limits: i % 2 === 0 ? "tightest" : "none" });
+      const { limits, ...rest } = full;
+      expect(tightest).toEqual({ ...rest, limits: i % 2 === 0 ? limits.slice(0, 1) : [] });
+      if (i === 0) expect(limits[0]).toMatchObject({ scope: "team:t", kind: "rpm", remaining: 2 });
+    }
+    // Refused by the team: the reply names the team's rpm, the tightest.
+    expect(rejected(trimmed.admit({ key: "k", model: "m", scopes: { team: "t" }, limits: "tightest" })).limits).toEqual([
+      expect.objectContaining({ scope: "team:t", kind: "rpm", remaining: 0 }),
+    ]);
+  });
+
+  it("a caller refused behind a waiter gets the limits it asked for", async () => {
+    const s = sluice({ scopes: { key: { default: { rpm: 100 } }, model: { default: { concurrency: 1, rpm: 1000 } } } });
+    const a = admitted(s.admit({ key: "acme", model: "m" }));
+    const waiting = track(s.admitWaiting({ key: "initech", model: "m", waitMs: 5_000 }));
+    const all = rejected(s.admit({ key: "globex", model: "m" }));
+    expect(all.limits.length).toBeGreaterThan(1);
+    expect(rejected(s.admit({ key: "globex", model: "m", limits: "tightest" })).limits).toEqual(all.limits.slice(0, 1));
+    expect(rejected(s.admit({ key: "globex", model: "m", limits: "none" })).limits).toEqual([]);
+    s.report({ lease: a.lease, outcome: "ok" });
+    await flush();
+    expect(waiting.value()).toMatchObject({ decision: "admit" });
+  });
 });
 
 describe("admissions - concurrency", () => {

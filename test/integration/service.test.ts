@@ -61,6 +61,19 @@ describe("service - admissions over NATS", () => {
     expect((await req("admit", { key: "k1", model: "m" })).body.decision).toBe("admit");
   });
 
+  it("sends as many of a decision's limits as the request asks for, in a single admission and in a batch", async () => {
+    await start();
+    const all = (await req("admit", { key: "k9", model: "m" })).body;
+    expect(all.limits.length).toBe(3);
+    await req("report", { lease: all.lease, outcome: "ok" });
+    const tightest = (await req("admit", { key: "k9", model: "m", limits: "tightest" })).body;
+    expect(tightest).toMatchObject({ decision: "admit", limits: [{ scope: "key:k9", kind: "rpm", remaining: 1 }] });
+    await req("report", { lease: tightest.lease, outcome: "ok" });
+    const batch = (await req("admit.batch", [{ key: "k9", model: "m", limits: "none" }, { key: "k9", model: "m", limits: "tightest" }])).body;
+    expect(batch[0]).toMatchObject({ decision: "admit", limits: [] });
+    expect(batch[1]).toMatchObject({ decision: "reject", scope: "key:k9", limits: [{ scope: "key:k9", kind: "rpm", remaining: 0 }] });
+  });
+
   it("publishes every decision on decisions.<decision>.<model> with the model name encoded", async () => {
     await start();
     const events = collect(`${prefix}.decisions.>`);
@@ -214,6 +227,7 @@ describe("service - bad input", () => {
       ["admit", { key: "k", model: "m", tokens: 1e300 }, /^tokens: /],
       ["admit", { key: "k", model: "m", cost: "1" }, /^cost: /],
       ["admit", { key: "k", model: "m", nope: 1 }, /^nope: unknown field/],
+      ["admit", { key: "k", model: "m", limits: "some" }, /^limits: expected "all", "tightest" or "none"/],
       ["admit", { key: "k", model: "m", scopes: { key: "x" } }, /^scopes/],
       ["admit", { key: "k", model: "m", scopes: { "Bad Kind": "x" } }, /^scopes/],
       ["admit", { model: "m" }, /^key: /],

@@ -25,13 +25,14 @@ const valid = fc.record(
     scopes: fc.dictionary(fc.constantFrom("team", "job", "org", "region"), fc.string({ minLength: 1, maxLength: 20 })),
     waitMs: fc.integer({ min: 0, max: MAX_WAIT_MS }),
     id: fc.string({ minLength: 1, maxLength: 30 }),
+    limits: fc.constantFrom("all", "tightest", "none"),
   },
   { requiredKeys: ["key", "model"] },
 );
 
 // A well-formed request with up to two fields set to edge values, wrong types or removed, or an unknown field added.
-const fields = ["key", "model", "tokens", "cost", "scopes", "waitMs", "id", "extra"] as const;
-const edge = fc.oneof(number, name, any, scopes, fc.constant(undefined));
+const fields = ["key", "model", "tokens", "cost", "scopes", "waitMs", "id", "limits", "extra"] as const;
+const edge = fc.oneof(number, name, any, scopes, fc.constantFrom("all", "tightest", "none", "All", ""), fc.constant(undefined));
 const body = fc.tuple(valid, fc.array(fc.tuple(fc.constantFrom(...fields), edge), { maxLength: 2 })).map(([b, changes]) => {
   const out: Record<string, unknown> = { ...b };
   for (const [f, v] of changes) {
