@@ -8,6 +8,7 @@ import { DEFAULT_CONFIG } from "../config.js";
 import type { Decision, ReportAck } from "../protocol/decision.js";
 import {
   MAX_BATCH,
+  type AdmitRequest,
   type AdmitRequestInput,
   type ReportInput,
   admitRequestFast,
@@ -117,9 +118,15 @@ export class SluiceClient {
     } catch (e) {
       return Promise.reject(e);
     }
-    const body = JSON.stringify(valid);
+    const body = JSON.stringify(this.withLimits(valid));
     if (this.options.batch && valid.waitMs === 0) return this.batcher.add(body);
     return requestJson<Decision>(this.nc, `${this.prefix}.admit`, body, this.options.timeoutMs + valid.waitMs);
+  }
+
+  /** `req` with the client's {@link SluiceClientOptions.limits} where it names none itself. */
+  private withLimits(req: AdmitRequest): AdmitRequest {
+    if (req.limits === undefined && this.options.limits !== "all") req.limits = this.options.limits;
+    return req;
   }
 
   /**
@@ -140,7 +147,7 @@ export class SluiceClient {
       const r = safeParseAdmitRequest(req);
       if (!r.success) out[i] = new SluiceClientError("bad_request", `[${i}].${describeZodError(r.error)}`);
       else {
-        bodies.push(JSON.stringify(r.data));
+        bodies.push(JSON.stringify(this.withLimits(r.data)));
         at.push(i);
         waitMs = Math.max(waitMs, r.data.waitMs);
       }

@@ -3,7 +3,7 @@
  * under the caller's partial options and validated once, in the constructor.
  */
 import { z } from "zod";
-import { MAX_BATCH, describeZodError } from "../protocol/schemas.js";
+import { type LimitsMode, MAX_BATCH, describeZodError, limitsModeSchema } from "../protocol/schemas.js";
 import { SluiceClientError } from "./SluiceClientError.js";
 
 /** Options of {@link SluiceClient}. Every field is optional; see {@link DEFAULT_CLIENT_OPTIONS}. */
@@ -42,6 +42,12 @@ export interface SluiceClientOptions {
   reportRetries?: number;
   /** Wait before the first resend, ms; doubled for each further one, with jitter ×[1, 1.6]. Default 100. */
   reportRetryMs?: number;
+  /**
+   * How much of a decision's `limits` to ask for, where an admission does not say:
+   * `all` (every limit, tightest first), `tightest` (the first only) or `none`.
+   * Fewer limits are fewer bytes for sluice, NATS and this client to handle. Default `all`.
+   */
+  limits?: LimitsMode;
 }
 
 /** Defaults of {@link SluiceClientOptions}. */
@@ -53,6 +59,7 @@ export const DEFAULT_CLIENT_OPTIONS = {
   maxBatch: 100,
   reportRetries: 3,
   reportRetryMs: 100,
+  limits: "all",
 } as const satisfies Required<SluiceClientOptions>;
 
 /** Options after defaults and validation. */
@@ -76,6 +83,7 @@ const optionsSchema = z.strictObject({
     .min(0, { error: "expected an integer from 0 to 20" })
     .max(20, { error: "expected an integer from 0 to 20" }),
   reportRetryMs: z.number({ error: "expected a non-negative number" }).min(0, { error: "expected a non-negative number" }).finite({ error: "expected a non-negative number" }),
+  limits: limitsModeSchema,
 });
 
 /** Defaults under `opts`, validated; throws `bad_request` naming the option and its value. */

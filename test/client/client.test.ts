@@ -104,6 +104,19 @@ describe("client - calls against the service", () => {
     expect(await client.admitBatch([])).toEqual([]);
   });
 
+  it("the limits option asks for as many limits where a call does not say, alone and in batches", async () => {
+    const { client, prefix } = await setup(POLICY, { limits: "tightest" });
+    const { result, batch } = await countAdmitMessages(prefix, () =>
+      Promise.all([client.admit({ key: "a", model: "m" }), client.admit({ key: "a", model: "m", limits: "all" }), client.admit({ key: "a", model: "m", limits: "none" })]),
+    );
+    expect(batch).toHaveLength(1);
+    expect(batch[0]!.body.map((b: { limits: string }) => b.limits)).toEqual(["tightest", "all", "none"]);
+    expect(result.map((d) => d.limits.length)).toEqual([1, 3, 0]);
+    expect(result[0]!.limits[0]).toMatchObject({ scope: "key:a", kind: "concurrency", remaining: 59 });
+    const [alone] = await client.admitBatch([{ key: "b", model: "m" }]);
+    expect((alone as Decision).limits).toHaveLength(1);
+  });
+
   it("inspect shows a live scope's figures; list finds live scopes by prefix", async () => {
     const { client } = await setup();
     await client.admit({ key: "k1", model: "m1" });
@@ -193,6 +206,7 @@ describe("client - errors", () => {
     expect(new SluiceClient(h.nc).options).toEqual(DEFAULT_CLIENT_OPTIONS);
     expect(new SluiceClient(h.nc, { timeoutMs: undefined }).options.timeoutMs).toBe(5_000);
     expect(() => new SluiceClient(h.nc, { reportRetries: -1 })).toThrow("options.reportRetries: expected an integer from 0 to 20 (got -1)");
+    expect(() => new SluiceClient(h.nc, { limits: "few" as "none" })).toThrow('options.limits: expected "all", "tightest" or "none" (got "few")');
   });
 
   it("resends a report with a lease while sluice answers unavailable, and never one without a lease", async () => {
