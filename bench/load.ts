@@ -13,7 +13,8 @@
  * - `batch`: an `<p>.admit.batch` body of `--batch` requests; ops count decisions.
  * - `client`: `SluiceClient.admit()` of the client package (`--client`, the
  *   built `dist/src/client/mod.js`, loaded with a dynamic import) with
- *   `--prefix`; the client coalesces concurrent calls into `admit.batch`.
+ *   `--prefix` and `--limits` (all, tightest or none: the client's `limits`
+ *   option, default all); the client coalesces concurrent calls into `admit.batch`.
  * - `rlf-redis`: the peer, rate-limiter-flexible's `RateLimiterRedis` on an
  *   ioredis client (`--redis`), two `consume` calls per op (bench/lib/peer.ts).
  *
@@ -63,7 +64,7 @@ const isTimeout = (err: unknown): boolean => err instanceof Error && /timeout/i.
 
 /** The shape of the client package this generator relies on (loaded at run time, so absent is fine). */
 interface ClientModule {
-  SluiceClient: new (nc: NatsConnection, opts: { prefix: string }) => { admit(req: AdmitBody): Promise<{ decision: string }> };
+  SluiceClient: new (nc: NatsConnection, opts: { prefix: string; limits: string }) => { admit(req: AdmitBody): Promise<{ decision: string }> };
 }
 
 interface Driver {
@@ -97,16 +98,16 @@ async function natsDriver(mode: "echo" | "admit" | "batch", url: string, subject
   return { subject, opsPerRequest: batch, countDecisions: mode !== "echo", op, close: () => nc.close() };
 }
 
-async function clientDriver(url: string, clientPath: string, prefix: string, concurrency: number, payloadCount: number): Promise<Driver> {
+async function clientDriver(url: string, clientPath: string, prefix: string, limits: string, concurrency: number, payloadCount: number): Promise<Driver> {
   if (!existsSync(clientPath)) throw new Error(`--client=${clientPath}: not found (build the client package)`);
   const mod = (await import(pathToFileURL(clientPath).href)) as ClientModule;
   if (typeof mod.SluiceClient !== "function") throw new Error(`${clientPath}: exports no SluiceClient`);
   const nc = await connect({ servers: url, name: `sluice-bench-load-client-${concurrency}`, maxReconnectAttempts: 0 });
-  const client = new mod.SluiceClient(nc, { prefix });
+  const client = new mod.SluiceClient(nc, { prefix, limits });
   const bodies = Array.from({ length: payloadCount }, (_, i) => admitBody(i));
   const n = bodies.length;
   return {
-    subject: `SluiceClient.admit (prefix ${prefix})`,
+    subject: `SluiceClient.admit (prefix ${prefix}, limits ${limits})`,
     opsPerRequest: 1,
     countDecisions: true,
     async op(i) {
@@ -139,7 +140,7 @@ async function redisDriver(redisUrl: string, payloadCount: number): Promise<Driv
 
 async function main(): Promise<void> {
   const flags = parseFlags(process.argv.slice(2));
-  rejectUnknown(flags, ["url", "subject", "mode", "concurrency", "duration", "warmup", "timeout", "batch", "payloads", "client", "prefix", "redis"]);
+  rejectUnknown(flags, ["url", "subject", "mode", "concurrency", "duration", "warmup", "timeout", "batch", "payloads", "client", "prefix", "limits", "redis"]);
   const url = flagString(flags, "url", "nats://127.0.0.1:4222");
   const mode = flagString(flags, "mode", "admit");
   if (!(LOAD_MODES as readonly string[]).includes(mode)) throw new FlagError(`--mode=${mode}: expected one of ${LOAD_MODES.join(", ")}`);
@@ -158,7 +159,7 @@ async function main(): Promise<void> {
   } else if (mode === "client") {
     const clientPath = flagString(flags, "client");
     if (clientPath === undefined) throw new FlagError("--client: required (path of dist/src/client/mod.js)");
-    driver = await clientDriver(url, clientPath, flagString(flags, "prefix", "sluice"), concurrency, payloadCount);
+    driver = await clientDriver(url, clientPath, flagString(flags, "prefix", "sluice"), flagString(flags, "limits", "all"), concurrency, payloadCount);
   } else {
     const redisUrl = flagString(flags, "redis");
     if (redisUrl === undefined) throw new FlagError("--redis: required (redis://127.0.0.1:PORT)");

@@ -11,7 +11,8 @@
  *   2. sluice single admissions (`<p>.admit`) at the same levels, ratio to echo;
  *   3. sluice batches (`<p>.admit.batch`, 100 per message), decisions/s;
  *   4. client auto-batching: `SluiceClient.admit()` at 64 in flight, when the
- *      client package is built (dist/src/client/mod.js), against the peer;
+ *      client package is built (dist/src/client/mod.js), against the peer; the
+ *      client asks for the tightest limit only (`limits: "tightest"`);
  *   5. the peer: `RateLimiterRedis` (ioredis), key + model `consume` per request;
  *   6. in process, no NATS: sluice's core (`Admissions.admitMany`, 1 and 32 per
  *      turn) beside a plain-object token bucket and `RateLimiterMemory`;

@@ -81,9 +81,10 @@ export function allSeries(plan: Plan): Series[] {
       ratio: { series: "sluice", name: "single" }, extraArgs: [`--batch=${plan.batchSize}`],
     },
     {
-      id: "client", section: SECTIONS.client, label: "SluiceClient.admit (auto-batched)", unit: "admissions/s",
+      // The peer's callers get each limiter's remaining points; the client asks for the one limit that binds.
+      id: "client", section: SECTIONS.client, label: "SluiceClient.admit (auto-batched, limits: tightest)", unit: "admissions/s",
       program: "load", mode: "client", needs: ["nats", "sluice", "client"], levelKind: "in flight", levels: [plan.clientLevel], prime: true,
-      ratio: { series: "rlf-redis", name: "peer" },
+      ratio: { series: "rlf-redis", name: "peer" }, extraArgs: ["--limits=tightest"],
     },
     {
       id: "rlf-redis", section: SECTIONS.peer, label: "RateLimiterRedis ×2", unit: "checks/s",
