@@ -70,6 +70,32 @@ describe("DecisionEventThread", () => {
     }
   });
 
+  it("hands the busy turns of one pass of the event loop over in one message, in order", async () => {
+    const { bodies, until } = await collect("t7.decisions.>");
+    const { t, inline } = await startRecording({ minTurn: 3 });
+    try {
+      // Three turns (microtasks apart) in one task, as admit.batch messages decided back to back; the small one follows.
+      for (let turn = 0; turn < 3; turn++) {
+        const n = turn === 2 ? 1 : 3;
+        for (let i = 0; i < n; i++) t.publish("t7.decisions.admit.m", event(turn * 3 + i));
+        await Promise.resolve();
+      }
+      expect(t.handovers).toBe(0);
+      await new Promise((r) => setImmediate(r));
+      expect(t.handovers).toBe(1);
+      // A later pass is a message of its own.
+      for (let i = 9; i < 12; i++) t.publish("t7.decisions.admit.m", event(i));
+      await new Promise((r) => setImmediate(r));
+      await new Promise((r) => setImmediate(r));
+      expect(t.handovers).toBe(2);
+      await until(10);
+      expect(bodies).toEqual([0, 1, 2, 3, 4, 5, 6, 9, 10, 11].map((i) => JSON.stringify(event(i))));
+      expect(inline).toEqual([]);
+    } finally {
+      await t.stop();
+    }
+  });
+
   it("publishes everything handed over before it stops", async () => {
     const { bodies, until } = await collect("t3.decisions.>");
     const t = await DecisionEventThread.start({ servers: [nats.server.url], logger, minTurn: 1, inline: () => expect.fail("published inline") });
