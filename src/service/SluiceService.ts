@@ -285,14 +285,15 @@ export class SluiceService {
     name: string,
     subject: string,
     handle: (msg: ServiceMsg) => unknown,
-    pace: MonoTypeOperatorFunction<ServiceMsg> = identity,
+    pace: MonoTypeOperatorFunction<Received> = identity,
   ): void {
     const replied = this.repliedHook(name);
     const sub = fromEndpoint(svc, name, subject)
       .pipe(
+        // Received before any pacing: the decision time counts the wait.
+        map((msg): Received => ({ msg, at: replied ? performance.now() : 0 })),
         pace,
-        map((msg) => {
-          const at = replied ? performance.now() : 0;
+        map(({ msg, at }) => {
           if (this.stopping) return { msg, at, result: undefined, error: unavailable("sluice is shutting down") };
           try {
             return { msg, at, result: handle(msg), error: undefined };
@@ -524,3 +525,9 @@ export class SluiceService {
 }
 
 export type { Decision };
+
+/** A message as an endpoint received it, with its receipt time (performance.now(), when measured). */
+interface Received {
+  msg: ServiceMsg;
+  at: number;
+}
