@@ -11,8 +11,6 @@ import {
   type AdmitRequest,
   type AdmitRequestInput,
   type ReportInput,
-  admitRequestFast,
-  admitRequestSchema,
   describeZodError,
   reportSchema,
   resetRequestSchema,
@@ -112,12 +110,9 @@ export class SluiceClient {
    * hold back the replies of others, with a timeout of `timeoutMs + waitMs`.
    */
   admit(req: AdmitRequestInput): Promise<Decision> {
-    let valid;
-    try {
-      valid = admitRequestFast(req) ?? parse(admitRequestSchema, req);
-    } catch (e) {
-      return Promise.reject(e);
-    }
+    const r = safeParseAdmitRequest(req);
+    if (!r.success) return Promise.reject(new SluiceClientError("bad_request", describeZodError(r.error)));
+    const valid = r.data;
     const body = JSON.stringify(this.withLimits(valid));
     if (this.options.batch && valid.waitMs === 0) return this.batcher.add(body);
     return requestJson<Decision>(this.nc, `${this.prefix}.admit`, body, this.options.timeoutMs + valid.waitMs);

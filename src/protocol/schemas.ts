@@ -111,7 +111,7 @@ export function admitRequestFast(v: unknown): AdmitRequest | undefined {
   }
   if (hasOwn.call(o, "limits")) {
     known++;
-    if (limits !== "all" && limits !== "tightest" && limits !== "none") return undefined;
+    if (!(LIMITS_MODES as readonly unknown[]).includes(limits)) return undefined;
   }
   // Any other field is unknown: the schema refuses it by name.
   if (known !== n) return undefined;
