@@ -21,7 +21,10 @@
  * Request bodies are built (and for NATS, encoded) before the clock starts.
  * Latency is measured from just before the call to its completion, recorded in
  * µs in an HDR histogram. A completion counts toward throughput and latency
- * when it lands inside the measurement window (after the warmup).
+ * when it lands inside the measurement window (after the warmup). The lines
+ * `#window start` and `#window end` mark the window on stdout (the orchestrator
+ * reads the CPU time of the processes driven then), and the result carries this
+ * process's own CPU time in the window.
  */
 import { existsSync } from "node:fs";
 import { performance } from "node:perf_hooks";
@@ -30,7 +33,7 @@ import hdr from "hdr-histogram-js";
 import { connect, type Msg, type NatsConnection } from "@nats-io/transport-node";
 import { FlagError, flagInt, flagString, parseFlags, rejectUnknown } from "./lib/cli.js";
 import { peerCheck, peerItems, redisLimiters } from "./lib/peer.js";
-import { LOAD_MODES, type LoadMode, type LoadResult, latencyFigures } from "./lib/result.js";
+import { LOAD_MODES, type LoadMode, type LoadResult, WINDOW_END, WINDOW_START, latencyFigures } from "./lib/result.js";
 import { DEFAULT_WORKLOAD, admitBody, admitPayloads, batchPayloads, type AdmitBody } from "./lib/workload.js";
 
 /** Admitted and refused decisions of one call. */
@@ -189,6 +192,19 @@ async function main(): Promise<void> {
   const start = performance.now();
   const windowStart = start + warmupMs;
   const windowEnd = windowStart + durationMs;
+  // The window's CPU: ours, and (on these lines) the orchestrator reads that of the processes we drive.
+  let cpuAtStart: NodeJS.CpuUsage | undefined;
+  let cpuInWindow: NodeJS.CpuUsage | undefined;
+  const opened = setTimeout(() => {
+    cpuAtStart = process.cpuUsage();
+    process.stdout.write(`${WINDOW_START}\n`);
+  }, warmupMs);
+  const closeWindow = (): void => {
+    if (!cpuAtStart || cpuInWindow) return;
+    cpuInWindow = process.cpuUsage(cpuAtStart);
+    process.stdout.write(`${WINDOW_END}\n`);
+  };
+  const closed = setTimeout(closeWindow, warmupMs + durationMs);
 
   const loop = async (): Promise<void> => {
     while (true) {
@@ -224,6 +240,10 @@ async function main(): Promise<void> {
   };
 
   await Promise.all(Array.from({ length: concurrency }, loop));
+  // The last calls end after the window: its timer may not have had its turn yet.
+  clearTimeout(opened);
+  clearTimeout(closed);
+  closeWindow();
   await driver.close();
 
   const seconds = durationMs / 1000;
@@ -242,6 +262,7 @@ async function main(): Promise<void> {
     errorReplies,
     ...(driver.countDecisions ? { admitted, rejected } : {}),
     ...(firstError !== undefined ? { firstError } : {}),
+    ...(cpuInWindow ? { cpu: { generator: (cpuInWindow.user + cpuInWindow.system) / 1000 } } : {}),
   };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }

@@ -82,11 +82,12 @@ import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type NatsServerProcess, findNatsServerBinary, spawnNatsServerOnFreePort } from "../src/transport/localNats.js";
 import { checkXml, chartSvg } from "./lib/chart.js";
+import { WindowCpuReader } from "./lib/processCpu.js";
 import { BenchChild, ChildFailedError } from "./lib/children.js";
 import { FlagError, flagBool, flagInt, flagList, flagString, parseFlags, rejectUnknown } from "./lib/cli.js";
 import { type ProfileSummary, summarizeCpuProfile } from "./lib/cpuprofile.js";
 import { Progress } from "./lib/progress.js";
-import { type GoalResult, type Measurement, type Skipped, addRatios, evaluateGoals, fmtInt, fmtMs, goalLines, resultsTable, summarize, table } from "./lib/report.js";
+import { type GoalResult, type Measurement, type Skipped, addRatios, cpuTable, evaluateGoals, fmtInt, fmtMs, goalLines, resultsTable, summarize, table } from "./lib/report.js";
 import type { LoadResult } from "./lib/result.js";
 import { type Need, type Plan, type Series, MEMORY_SERIES_ID, allSeries, durabilitySeries } from "./lib/series.js";
 import { EchoTarget, RedisTarget, SluiceTarget, type Target, type TargetContext, cleanEnv, findRedisServerBinary } from "./lib/targets.js";
@@ -208,6 +209,8 @@ for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
 
 interface RunContext {
   ctx: TargetContext;
+  /** The bench's nats-server, when it runs. */
+  natsPid?: number;
   targets: Map<Need, Target>;
   redisUrl?: string;
   opts: Options;
@@ -229,7 +232,19 @@ async function runProgram(rc: RunContext, s: Series, level: number, durationMs: 
     if (s.mode === "rlf-redis") args.push(`--redis=${rc.redisUrl}`);
   }
   args.push(...(s.extraArgs ?? []));
-  const child = new BenchChild({ name: `${s.id}@${level}`, command: process.execPath, args, env: cleanEnv(), cwd: root, echoStderr: ctx.verbose });
+  // CPU of the process driven and of nats-server, read as the generator opens and closes its window.
+  const driven = (["sluice", "echo", "redis"] as const).find((n) => s.needs.includes(n));
+  const pids = { target: driven && rc.targets.get(driven)?.pid, nats: s.needs.includes("nats") ? rc.natsPid : undefined };
+  const window = new WindowCpuReader(pids);
+  const child = new BenchChild({
+    name: `${s.id}@${level}`,
+    command: process.execPath,
+    args,
+    env: cleanEnv(),
+    cwd: root,
+    echoStderr: ctx.verbose,
+    onStdoutLine: (line) => window.mark(line),
+  });
   programs.add(child);
   // A generator that hangs (a reply that never comes, a wedged client) must not hang the bench.
   const limitMs = warmupMs + durationMs + opts.timeoutMs + 30_000;
@@ -244,11 +259,14 @@ async function runProgram(rc: RunContext, s: Series, level: number, durationMs: 
     for (const need of s.needs) rc.targets.get(need)?.assertRunning();
     if (first.code !== 0) throw new ChildFailedError(child, `exited with code ${first.code} signal ${first.signal}`);
     const line = child.stdoutText().trim().split("\n").pop() ?? "";
+    let result: LoadResult;
     try {
-      return JSON.parse(line) as LoadResult;
+      result = JSON.parse(line) as LoadResult;
     } catch {
       throw new ChildFailedError(child, "printed no JSON result");
     }
+    if (result.cpu) result.cpu = { ...result.cpu, ...window.used() };
+    return result;
   } finally {
     clearTimeout(timer);
     programs.delete(child);
@@ -374,7 +392,7 @@ async function main(): Promise<void> {
   }
   progress.end();
   const profileStart = Date.now();
-  const rc: RunContext = { ctx, targets, redisUrl, opts };
+  const rc: RunContext = { ctx, natsPid: nats?.pid, targets, redisUrl, opts };
 
   for (const s of primed) {
     const level = Math.max(...s.levels);
@@ -556,6 +574,15 @@ async function main(): Promise<void> {
       `workload: ${fmtInt(DEFAULT_WORKLOAD.keys)} keys, ${DEFAULT_WORKLOAD.models} models, ${DEFAULT_WORKLOAD.teams} teams (key + model rates, team budget)`,
   ];
   const out = [...header, "", resultsTable(wanted, measurements, skipped)];
+  const cpu = cpuTable(wanted, measurements);
+  if (cpu !== "") {
+    out.push(
+      "",
+      `CPU per op in the measured window, all threads of each process (/proc; the generator's own from process.cpuUsage; medians of the runs). ` +
+        `"driven" is sluice, the echo responder or redis-server; "cores busy" is the three together, of ${machine.cpus}:`,
+      cpu,
+    );
+  }
   if (memory) out.push("", `Memory with many keys: a sluice of its own (SLUICE_PERSIST=off, SLUICE_IDLE_MS=${memory.idleMs}; keys with rpm 60 and a request budget)`, memoryTable(memory));
   else if (memorySkip) out.push("", `Memory with many keys: skipped: ${memorySkip}`);
   else if (memoryFailure) out.push("", `Memory with many keys: FAILED: ${memoryFailure}`);

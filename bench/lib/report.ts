@@ -248,6 +248,47 @@ export function resultsTable(series: readonly Series[], ms: readonly Measurement
   return out.join("\n");
 }
 
+/** CPU µs per op of one run, by process, and the cores the three kept busy; undefined without CPU figures. */
+function cpuPerOp(r: LoadResult): { target?: number; nats?: number; generator: number; total: number; cores: number } | undefined {
+  const ops = (r.ops * r.durationMs) / 1000;
+  if (!r.cpu || !(ops > 0)) return undefined;
+  const per = (ms: number | undefined): number | undefined => (ms === undefined ? undefined : (ms * 1000) / ops);
+  const usedMs = r.cpu.generator + (r.cpu.target ?? 0) + (r.cpu.nats ?? 0);
+  return { target: per(r.cpu.target), nats: per(r.cpu.nats), generator: per(r.cpu.generator)!, total: per(usedMs)!, cores: usedMs / r.durationMs };
+}
+
+/**
+ * Where the machine's CPU went in the network series: per op (decision, echo,
+ * peer check), the process driven (sluice, the echo responder or redis-server),
+ * nats-server and the load generator, all threads of each, medians of the runs;
+ * and how many cores the three kept busy in all. Empty when no run has CPU figures.
+ */
+export function cpuTable(series: readonly Series[], ms: readonly Measurement[]): string {
+  const rows: string[][] = [];
+  const us = (n: number): string => (Number.isFinite(n) ? n.toFixed(1) : "-");
+  for (const s of series) {
+    for (const m of ms.filter((x) => x.series === s.id)) {
+      const per = m.runs.map(cpuPerOp).filter((c) => c !== undefined);
+      if (per.length === 0) continue;
+      const med = (f: (c: NonNullable<ReturnType<typeof cpuPerOp>>) => number | undefined): number => {
+        const v = per.map(f).filter((x): x is number => x !== undefined);
+        return v.length === 0 ? Number.NaN : spread(v).median;
+      };
+      rows.push([
+        `  ${s.label}`,
+        String(m.level),
+        us(med((c) => c.target)),
+        us(med((c) => c.nats)),
+        us(med((c) => c.generator)),
+        us(med((c) => c.total)),
+        med((c) => c.cores).toFixed(2),
+      ]);
+    }
+  }
+  if (rows.length === 0) return "";
+  return table(["series", "level", "driven µs/op", "nats-server µs/op", "generator µs/op", "total µs/op", "cores busy"], rows, new Set([1, 2, 3, 4, 5, 6]));
+}
+
 export function goalLines(goals: readonly GoalResult[]): string {
   return goals
     .map((g) => {

@@ -43,7 +43,26 @@ export interface LoadResult {
   rejected?: number;
   /** The first error seen, for the report. */
   firstError?: string;
+  /** CPU time used in the measured window (network modes). */
+  cpu?: WindowCpu;
 }
+
+/**
+ * CPU time, ms, used during a generator's measured window, all threads of each
+ * process: the generator's own (process.cpuUsage, printed by it), and that of
+ * the process it drove (sluice, the echo responder, redis-server) and of
+ * nats-server, which the orchestrator reads from /proc when the generator
+ * prints {@link WINDOW_START} and {@link WINDOW_END}.
+ */
+export interface WindowCpu {
+  generator: number;
+  target?: number;
+  nats?: number;
+}
+
+/** Lines a load generator prints on stdout as its measured window begins and ends (before its result line). */
+export const WINDOW_START = "#window start";
+export const WINDOW_END = "#window end";
 
 
 /** The latency figures of a {@link LoadResult}. */
