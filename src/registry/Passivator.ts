@@ -44,6 +44,8 @@ export interface PassivatorOptions {
 export class Passivator {
   private timer: unknown = undefined;
   private cursor: Iterator<[string, unknown]> | undefined;
+  /** Actors the current pass has still to look at: those live when it began. */
+  private passLeft = 0;
   private readonly idleMs: number;
   private readonly sweepEveryMs: number;
   private readonly perSweep: number;
@@ -79,13 +81,21 @@ export class Passivator {
     // a slice waits for it, and walking thousands of actors for nothing is wasted time.
     const slice = Math.min(this.perSweep, Math.max(DEFAULT_PASSIVATION.minPerSweep, Math.ceil((registry.size * this.sweepEveryMs * 2) / this.idleMs)));
     // Map iterators are live: removing entries during the walk is safe, and the walk resumes next tick.
-    this.cursor ??= registry.entries();
+    // A pass ends after the actors that were live when it began. Scopes created since are
+    // appended to the Map; a pass that went on to them could chase a stream of new scopes
+    // for as long as it lasts, while the ones behind it went idle and stayed live (seen
+    // with new keys at more than half the walking rate: live actors grew until the stream stopped).
+    if (this.cursor === undefined) {
+      this.cursor = registry.entries();
+      this.passLeft = registry.size;
+    }
     while (looked < slice) {
-      const next = this.cursor.next();
+      const next = this.passLeft > 0 ? this.cursor.next() : { done: true as const, value: undefined };
       if (next.done) {
         this.cursor = undefined;
         break;
       }
+      this.passLeft--;
       looked++;
       const [scope, actor] = next.value as [string, { getSnapshot(): { context: import("../../machines/scope.js").ScopeContext } }];
       const ctx = actor.getSnapshot().context;
