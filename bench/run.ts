@@ -27,6 +27,11 @@
  *      of memory), the goal is MISSED, everything else is still reported, and
  *      the bench exits 1.
  *
+ * For every network run it also reads the CPU time of the process driven, of
+ * nats-server and of the generator over the measured window (bench/lib/processCpu.ts),
+ * and prints it per op beside the cores they kept busy: whether a series was
+ * short of CPU or waiting.
+ *
  * The nats-server runs with JetStream (`-js`, store in the temporary
  * directory); every sluice but the durable one runs with SLUICE_PERSIST=off.
  *
@@ -579,7 +584,7 @@ async function main(): Promise<void> {
     out.push(
       "",
       `CPU per op in the measured window, all threads of each process (/proc; the generator's own from process.cpuUsage; medians of the runs). ` +
-        `"driven" is sluice, the echo responder or redis-server; "cores busy" is the three together, of ${machine.cpus}:`,
+        `"driven" is sluice, the echo responder or redis-server; "cores busy" is theirs together, of ${machine.cpus}:`,
       cpu,
     );
   }
