@@ -248,13 +248,23 @@ export function resultsTable(series: readonly Series[], ms: readonly Measurement
   return out.join("\n");
 }
 
-/** CPU µs per op of one run, by process, and the cores the three kept busy; undefined without CPU figures. */
-function cpuPerOp(r: LoadResult): { target?: number; nats?: number; generator: number; total: number; cores: number } | undefined {
+/**
+ * CPU µs per op of one run, by process, and the cores they kept busy together;
+ * undefined without CPU figures. The total and the cores only where every process
+ * the run drove was read (no /proc: the generator's own figure alone).
+ */
+function cpuPerOp(r: LoadResult, usesNats: boolean): { target?: number; nats?: number; generator: number; total?: number; cores?: number } | undefined {
   const ops = (r.ops * r.durationMs) / 1000;
   if (!r.cpu || !(ops > 0)) return undefined;
   const per = (ms: number | undefined): number | undefined => (ms === undefined ? undefined : (ms * 1000) / ops);
+  const whole = r.cpu.target !== undefined && (!usesNats || r.cpu.nats !== undefined);
   const usedMs = r.cpu.generator + (r.cpu.target ?? 0) + (r.cpu.nats ?? 0);
-  return { target: per(r.cpu.target), nats: per(r.cpu.nats), generator: per(r.cpu.generator)!, total: per(usedMs)!, cores: usedMs / r.durationMs };
+  return {
+    target: per(r.cpu.target),
+    nats: per(r.cpu.nats),
+    generator: per(r.cpu.generator)!,
+    ...(whole ? { total: per(usedMs)!, cores: usedMs / r.durationMs } : {}),
+  };
 }
 
 /**
@@ -266,9 +276,10 @@ function cpuPerOp(r: LoadResult): { target?: number; nats?: number; generator: n
 export function cpuTable(series: readonly Series[], ms: readonly Measurement[]): string {
   const rows: string[][] = [];
   const us = (n: number): string => (Number.isFinite(n) ? n.toFixed(1) : "-");
+  const cores = (n: number): string => (Number.isFinite(n) ? n.toFixed(2) : "-");
   for (const s of series) {
     for (const m of ms.filter((x) => x.series === s.id)) {
-      const per = m.runs.map(cpuPerOp).filter((c) => c !== undefined);
+      const per = m.runs.map((r) => cpuPerOp(r, s.needs.includes("nats"))).filter((c) => c !== undefined);
       if (per.length === 0) continue;
       const med = (f: (c: NonNullable<ReturnType<typeof cpuPerOp>>) => number | undefined): number => {
         const v = per.map(f).filter((x): x is number => x !== undefined);
@@ -281,7 +292,7 @@ export function cpuTable(series: readonly Series[], ms: readonly Measurement[]):
         us(med((c) => c.nats)),
         us(med((c) => c.generator)),
         us(med((c) => c.total)),
-        med((c) => c.cores).toFixed(2),
+        cores(med((c) => c.cores)),
       ]);
     }
   }

@@ -72,4 +72,11 @@ describe("cpuTable", () => {
     const row = text.split("\n").find((l) => l.includes("RateLimiterRedis"))!;
     expect(row.trim().split(/\s{2,}/)).toEqual(["RateLimiterRedis ×2", "64", "30.0", "-", "50.0", "80.0", "0.08"]);
   });
+
+  it("gives no total where a process the series drives was not read (no /proc)", () => {
+    const text = cpuTable(allSeries(plan), [summarize("sluice", 64, [run(1000, { generator: 100 }), run(1000, { generator: 100, target: 60 })])]);
+    const row = text.split("\n").find((l) => l.includes("sluice admit"))!;
+    // Neither run read nats-server; one did not read sluice either.
+    expect(row.trim().split(/\s{2,}/)).toEqual(["sluice admit", "64", "30.0", "-", "50.0", "-", "-"]);
+  });
 });
