@@ -36,6 +36,7 @@ import { encodeSubjectToken } from "../protocol/subjectToken.js";
 import { Passivator } from "../registry/Passivator.js";
 import { ScopeRegistry } from "../registry/ScopeRegistry.js";
 import { Persistence, type PersistenceOptions } from "../persistence/Persistence.js";
+import { FramePublisher } from "../transport/FramePublisher.js";
 import { decodeBody, publishEvent, replyError, replyJson } from "../transport/messages.js";
 import { inspectScope } from "./inspectView.js";
 
@@ -112,6 +113,8 @@ export class SluiceService {
   /** The service's clock: the time its decisions are made at. */
   readonly clock: Clock;
   private readonly logger: Logger;
+  /** Replies and events of a turn go out in one write. */
+  private readonly out: FramePublisher;
   private readonly subs: Subscription[] = [];
   private readonly modelTokens = new Map<string, string>();
   private readonly warned = new Set<string>();
@@ -136,6 +139,7 @@ export class SluiceService {
     this.prefix = opts.prefix ?? DEFAULT_CONFIG.prefix;
     this.clock = opts.clock ?? systemClock;
     this.logger = opts.logger ?? silentLogger;
+    this.out = FramePublisher.of(this.nc, this.logger);
     this.registry = new ScopeRegistry({
       policy: opts.policy,
       clock: this.clock,
@@ -384,7 +388,7 @@ export class SluiceService {
       result
         .then(
           (v) => {
-            replyJson(msg, v);
+            replyJson(this.out, msg, v);
             replied?.(true);
           },
           (e) => this.fail(subject, msg, e),
@@ -393,7 +397,7 @@ export class SluiceService {
           if (--this.inFlight === 0) this.idle?.();
         });
     } else {
-      replyJson(msg, result);
+      replyJson(this.out, msg, result);
       replied?.(false);
     }
   }
@@ -512,6 +516,8 @@ export class SluiceService {
     this.passivator.stop();
     this.admissions.close();
     if (this.inFlight > 0) await new Promise<void>((resolve) => (this.idle = resolve));
+    // The last replies, ahead of the drain that follows.
+    this.out.flush();
     if (this.persistence) {
       // Appends in flight are applied (or fail) first; then the final snapshot.
       await this.admissions.settled();

@@ -3,6 +3,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { isSluiceRequestError, SluiceRequestError } from "../protocol/errors.js";
 import type { Logger } from "../log.js";
 import { utf8Bytes } from "../protocol/utf8.js";
+import { FramePublisher } from "./FramePublisher.js";
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
@@ -24,19 +25,23 @@ export function decodeBody(msg: { data: Uint8Array }, maxBytes: number): unknown
   }
 }
 
-/** Publish an event's JSON body. A closed or draining connection must not take the decision path down with it: logged, not thrown. */
+/**
+ * Publish an event's JSON body (with the connection's other messages of this turn, see
+ * {@link FramePublisher}). A closed or draining connection must not take the decision
+ * path down with it: logged, not thrown.
+ */
 export function publishEvent(nc: NatsConnection, subject: string, body: string, logger: Logger): void {
   try {
-    nc.publish(subject, utf8Bytes(body));
+    FramePublisher.of(nc, logger).publish(subject, body);
   } catch (err) {
     logger.debug({ err, subject }, "event not published");
   }
 }
 
-/** Answer with a JSON body (no-op for a message sent without a reply subject). */
-export function replyJson(msg: ServiceMsg, value: unknown): void {
+/** Answer with a JSON body through `out`, the publisher of the connection `msg` came on (no-op for a message sent without a reply subject). */
+export function replyJson(out: FramePublisher, msg: ServiceMsg, value: unknown): void {
   if (!msg.reply) return;
-  msg.respond(utf8Bytes(JSON.stringify(value)));
+  out.publish(msg.reply, JSON.stringify(value));
 }
 
 /**
