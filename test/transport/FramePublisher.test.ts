@@ -68,6 +68,27 @@ describe("FramePublisher", () => {
     await p.close();
   });
 
+  it("writes mid-turn once the turn's frames pass the threshold, then frames the rest for the end of the turn", async () => {
+    const p = await pair("fp.w.>");
+    const proto = (p.pub as unknown as { protocol: { sendCommand(...a: unknown[]): void; flushPending(): void } }).protocol;
+    const frames = new FramePublisher(p.pub, silentLogger, 200);
+    const send = vi.spyOn(proto, "sendCommand");
+    const write = vi.spyOn(proto, "flushPending");
+    const body = "z".repeat(80);
+    frames.publish("fp.w.1", body);
+    expect(write).not.toHaveBeenCalled();
+    frames.publish("fp.w.2", body);
+    frames.publish("fp.w.3", body);
+    // 3 × (80 + subject + framing) passed 200 bytes: those three were written in this turn.
+    expect(send).toHaveBeenCalledTimes(1);
+    expect(write).toHaveBeenCalledTimes(1);
+    frames.publish("fp.w.4", body);
+    expect(send).toHaveBeenCalledTimes(1);
+    await settle(p.pub, p.sub);
+    expect(p.got.map((m) => m.subject)).toEqual(["fp.w.1", "fp.w.2", "fp.w.3", "fp.w.4"]);
+    await p.close();
+  });
+
   it("refuses an oversize body as nats.js does, keeping the connection and the turn's other messages", async () => {
     const p = await pair("fp.b.>");
     p.frames.publish("fp.b.1", "before");
