@@ -113,9 +113,14 @@ export class FramePublisher {
       this.logger.debug({ messages }, "messages not published: the connection closed");
       return;
     }
-    proto.outMsgs += messages;
-    proto.outBytes += bytes;
-    proto.sendCommand(utf8Bytes(text));
+    try {
+      proto.sendCommand(utf8Bytes(text));
+      proto.outMsgs += messages;
+      proto.outBytes += bytes;
+    } catch (err) {
+      // Run from a microtask: a failure here has no caller to go to, and must not end the process.
+      this.logger.warn({ err, messages }, "messages not published");
+    }
   };
 
 }

@@ -135,6 +135,24 @@ describe("FramePublisher", () => {
     expect(Buffer.from(publish.mock.calls[0]![1] as Uint8Array).toString()).toBe("héllo");
   });
 
+  it("logs, rather than throws from its microtask, when the client fails to take a turn's frames", async () => {
+    const p = await pair("fp.e.>");
+    const proto = (p.pub as unknown as { protocol: { sendCommand(...a: unknown[]): void } }).protocol;
+    const warn = vi.fn();
+    const frames = new FramePublisher(p.pub, { ...silentLogger, warn, debug: () => {} } as unknown as typeof silentLogger);
+    const send = vi.spyOn(proto, "sendCommand").mockImplementationOnce(() => {
+      throw new Error("boom");
+    });
+    frames.publish("fp.e.1", "lost");
+    await Promise.resolve();
+    expect(warn).toHaveBeenCalledTimes(1);
+    send.mockRestore();
+    frames.publish("fp.e.2", "sent");
+    await settle(p.pub, p.sub);
+    expect(p.got.map((m) => m.string())).toEqual(["sent"]);
+    await p.close();
+  });
+
   it("is one per connection", async () => {
     const nc = await connect({ servers: server.url });
     expect(FramePublisher.of(nc, silentLogger)).toBe(FramePublisher.of(nc, silentLogger));
