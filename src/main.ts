@@ -17,6 +17,7 @@ import { EMPTY_POLICY, parsePolicy } from "./protocol/policySchema.js";
 import { DecisionEventThread } from "./service/DecisionEventThread.js";
 import { SluiceService } from "./service/SluiceService.js";
 import { NatsServerMissingError, ensureNats } from "./transport/localNats.js";
+import { FramePublisher } from "./transport/FramePublisher.js";
 import { publishEvent } from "./transport/messages.js";
 
 function fail(line: string, code: number): never {
@@ -92,7 +93,9 @@ async function main(): Promise<void> {
   let events: DecisionEventThread | undefined;
   if (config.eventThread) {
     try {
-      const inline = (subject: string, body: string) => publishEvent(nc, subject, body, logger);
+      // The service's own publisher for this connection: these events share its turns' writes.
+      const out = FramePublisher.of(nc, logger);
+      const inline = (subject: string, body: string) => publishEvent(out, subject, body, logger);
       events = await DecisionEventThread.start({ servers, logger, inline });
       logger.info("decision events of busy turns are published from a thread of their own");
     } catch (err) {

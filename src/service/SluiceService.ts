@@ -496,7 +496,7 @@ export class SluiceService {
   }
 
   private safePublish(subject: string, body: string): void {
-    publishEvent(this.nc, subject, body, this.logger);
+    publishEvent(this.out, subject, body, this.logger);
   }
 
   private warnNearThreshold(model: string, now: number): void {

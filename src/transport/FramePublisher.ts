@@ -122,5 +122,4 @@ export class FramePublisher {
       this.logger.warn({ err, messages }, "messages not published");
     }
   };
-
 }

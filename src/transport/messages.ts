@@ -1,9 +1,8 @@
 import type { ServiceMsg } from "@nats-io/services";
-import type { NatsConnection } from "@nats-io/transport-node";
 import { isSluiceRequestError, SluiceRequestError } from "../protocol/errors.js";
 import type { Logger } from "../log.js";
 import { utf8Bytes } from "../protocol/utf8.js";
-import { FramePublisher } from "./FramePublisher.js";
+import type { FramePublisher } from "./FramePublisher.js";
 
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
@@ -26,13 +25,13 @@ export function decodeBody(msg: { data: Uint8Array }, maxBytes: number): unknown
 }
 
 /**
- * Publish an event's JSON body (with the connection's other messages of this turn, see
- * {@link FramePublisher}). A closed or draining connection must not take the decision
- * path down with it: logged, not thrown.
+ * Publish an event's JSON body through `out` (with the connection's other messages of this
+ * turn). A closed or draining connection must not take the decision path down with it:
+ * logged, not thrown.
  */
-export function publishEvent(nc: NatsConnection, subject: string, body: string, logger: Logger): void {
+export function publishEvent(out: FramePublisher, subject: string, body: string, logger: Logger): void {
   try {
-    FramePublisher.of(nc, logger).publish(subject, body);
+    out.publish(subject, body);
   } catch (err) {
     logger.debug({ err, subject }, "event not published");
   }
