@@ -118,6 +118,20 @@ describe("passivation - slices sized to the idle time", () => {
   });
 });
 
+describe("passivation - a late slice", () => {
+  it("walks as far as the time since the last slice asks, not one interval's worth", () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 23, 8));
+    const registry = new ScopeRegistry({ policy: parsePolicy({ scopes: { key: { default: { rpm: 10 } } } }), clock });
+    for (let i = 0; i < 2_000; i++) registry.get(`key:k${i}`);
+    const passivator = new Passivator({ registry, clock, idleMs: 1_000, sweepEveryMs: 100 });
+    const later = clock.now() + 5_000;
+    // 2,000 live, a pass per 500 ms: 400 per 100 ms.
+    expect(passivator.sweep(later)).toBe(400);
+    // The next comes 300 ms later (a busy event loop): three intervals' worth of 1,600 live.
+    expect(passivator.sweep(later + 300)).toBe(960);
+  });
+});
+
 describe("passivation - a stream of new scopes", () => {
   it("keeps pace with new scopes arriving at more than half the walking rate", () => {
     const clock = new ManualClock(Date.UTC(2026, 10, 23, 8));
@@ -141,5 +155,49 @@ describe("passivation - a stream of new scopes", () => {
     expect(firstGoneAt).toBeLessThanOrEqual(4_000);
     expect(mostLive).toBeLessThanOrEqual(6_000);
     expect(passivator.counts.dropped).toBeGreaterThan(18_000);
+  });
+});
+
+describe("passivation - a flood of idle scopes", () => {
+  it("passivates at most maxPassivatedPerSweep per slice, and comes back sooner while it is behind", () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 23, 8));
+    const registry = new ScopeRegistry({ policy: parsePolicy({ scopes: { key: { default: { rpm: 10 } } } }), clock });
+    for (let i = 0; i < 1_000; i++) registry.get(`key:k${i}`);
+    clock.advance(1_000);
+    const passivator = new Passivator({ registry, clock, idleMs: 1_000, sweepEveryMs: 100, maxPassivatedPerSweep: 150 });
+    passivator.start();
+    // All idle. A slice looks at a fifth of the live actors (a pass per half idle time) but
+    // passivates at most 150: the first two stop at that bound, and each is followed 10 ms later.
+    clock.advance(100);
+    expect(registry.size).toBe(850);
+    clock.advance(10);
+    expect(registry.size).toBe(700);
+    // 140 looked at, 140 passivated, under the bound: the next slice is due 100 ms later, not 10.
+    clock.advance(10);
+    expect(registry.size).toBe(560);
+    clock.advance(90);
+    expect(registry.size).toBe(560);
+    clock.advance(10);
+    expect(registry.size).toBe(448);
+    expect(passivator.counts.dropped).toBe(552);
+  });
+
+  it("keeps up with new scopes arriving faster than a slice per sweepEveryMs could passivate them", () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 23, 8));
+    const registry = new ScopeRegistry({ policy: parsePolicy({ scopes: { key: { default: { rpm: 10 } } } }), clock });
+    // 300 new keys per 100 ms, each used once; at most 100 passivated per slice: a slice per 100 ms
+    // would fall behind by 200 every 100 ms, and the live actors would grow for as long as the flood lasts.
+    const passivator = new Passivator({ registry, clock, idleMs: 1_000, sweepEveryMs: 100, maxPassivatedPerSweep: 100 });
+    passivator.start();
+    let key = 0;
+    let mostLive = 0;
+    for (let tick = 0; tick < 200; tick++) {
+      for (let i = 0; i < 300; i++) registry.get(`key:k${key++}`);
+      clock.advance(100);
+      mostLive = Math.max(mostLive, registry.size);
+    }
+    // A scope goes between 1 and about 1.5 s after its use: about 4,500 live at most, against 43,000 without hurrying.
+    expect(mostLive).toBeLessThanOrEqual(5_000);
+    expect(passivator.counts.dropped).toBeGreaterThan(55_000);
   });
 });
