@@ -22,7 +22,7 @@ export function scopeStateOf(actor: ScopeActor): unknown {
 
 /**
  * Default cap on scopes, live and passivated together; past it new scopes are
- * refused `unavailable`. Measured: ~4.6 KB per live actor, ~600 B per passivated
+ * refused `unavailable`. Measured: ~4.6 KB per live actor, ~435 B per passivated
  * scope, so 1.5 M scopes fit the default heap ceiling (1280 MB); raise both together.
  */
 export const DEFAULT_MAX_SCOPES = 1_500_000;

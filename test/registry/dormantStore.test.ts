@@ -33,6 +33,20 @@ describe("dormant contexts", () => {
     expect(back.budgets[0]!.used).toBe(ctx.budgets[0]!.used);
   });
 
+  it("leaves out of the packed JSON the scope and the fields that hold their usual value, and gives them back", () => {
+    const limits = resolveLimits({ rpm: 60, budget: { limit: 1_000, unit: "requests", period: "day", calendar: true } });
+    const ctx = scopeAdmit(scopeInit("key:mk-1", limits, T0), { tokens: 0, cost: 0 }, false, T0 + 5).ctx;
+    expect(ctx).toMatchObject({ held: 0, breaker: null, pacing: null, ttft: null, itl: null, overloaded: false, latencyLimit: null, unreported: 0 });
+    const store = new DormantStore();
+    store.set("key:mk-1", ctx, true);
+    expect(store.get("key:mk-1")).toEqual(ctx);
+    // Kept under another name than its own (never done by the registry), it still keeps its own.
+    store.set("key:other", ctx, true);
+    expect(store.get("key:other")!.scope).toBe("key:mk-1");
+    const packed = (store as unknown as { m: Map<string, { json: string }> }).m.get("key:mk-1")!.json;
+    expect(Object.keys(JSON.parse(packed)).sort()).toEqual(["buckets", "budgetExhausted", "budgets", "lastActiveAt"]);
+  });
+
   it("scopes of a kind without an override share one limits object; an override gets its own", () => {
     const registry = new ScopeRegistry({ policy: parsePolicy({ scopes: { key: { default: { rpm: 5 }, overrides: { vip: { rpm: 50 } } } } }), clock: new ManualClock(T0) });
     expect(registry.limitsFor("key:a")).toBe(registry.limitsFor("key:b"));
