@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { credsAuthenticator, type NodeConnectionOptions } from "@nats-io/transport-node";
 import { z } from "zod";
 import { stateNames } from "./persistence/stateNames.js";
-import { DEFAULT_MAX_SCOPES } from "./registry/ScopeRegistry.js";
+import { DEFAULT_MAX_LIVE_SCOPES, DEFAULT_MAX_SCOPES } from "./registry/ScopeRegistry.js";
 
 /** Defaults, with units in their names. */
 export const DEFAULT_CONFIG = {
@@ -44,6 +44,7 @@ const envSchema = z.object({
   SLUICE_MAX_PENDING_APPENDS: z.coerce.number().int().min(1).default(10_000),
   SLUICE_IDLE_MS: z.coerce.number().int().min(1).default(600_000),
   SLUICE_MAX_SCOPES: z.coerce.number().int().min(1).default(DEFAULT_MAX_SCOPES),
+  SLUICE_MAX_LIVE_SCOPES: z.coerce.number().int().min(1).default(DEFAULT_MAX_LIVE_SCOPES),
   SLUICE_EVENT_THREAD: z.enum(["on", "off"]).default("on"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default(DEFAULT_CONFIG.logLevel),
 });
@@ -81,6 +82,12 @@ export interface SluiceConfig {
   idleMs: number;
   /** Most scopes, live and passivated (`SLUICE_MAX_SCOPES`); past it new ones are refused `unavailable`. */
   maxScopes: number;
+  /**
+   * Most live scope actors (`SLUICE_MAX_LIVE_SCOPES`): an admission that would bring one
+   * more to life is refused `unavailable`; past 80% of it, scopes holding nothing are
+   * passivated before their idle time.
+   */
+  maxLiveScopes: number;
   /** Publish decision events from a thread with a NATS connection of its own (`SLUICE_EVENT_THREAD`, default on). */
   eventThread: boolean;
 }
@@ -145,6 +152,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SluiceConfig {
           },
     idleMs: e.SLUICE_IDLE_MS,
     maxScopes: e.SLUICE_MAX_SCOPES,
+    maxLiveScopes: e.SLUICE_MAX_LIVE_SCOPES,
     eventThread: e.SLUICE_EVENT_THREAD === "on",
   };
 }

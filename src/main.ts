@@ -105,7 +105,7 @@ async function main(): Promise<void> {
 
   const metrics = config.httpPort !== undefined ? new SluiceMetrics() : undefined;
   const base = {
-    nc, policy, prefix: config.prefix, logger, inspect, observer: metrics?.observer, idleMs: config.idleMs, maxScopes: config.maxScopes, decisionEvents: events,
+    nc, policy, prefix: config.prefix, logger, inspect, observer: metrics?.observer, idleMs: config.idleMs, maxScopes: config.maxScopes, maxLiveScopes: config.maxLiveScopes, decisionEvents: events,
   };
   let service: SluiceService;
   try {

@@ -625,14 +625,18 @@ export class Admissions {
     const out = [`key:${req.key}`, `model:${req.model}`];
     for (const kind in req.scopes) out.push(`${kind}:${req.scopes[kind]}`);
     const max = DEFAULT_ADMISSIONS.maxScopesPerAdmission;
-    // Scopes that would get a new actor (not live, not passivated).
+    // Scopes that would get a new actor (not live, not passivated), and those that would come to life (new or woken).
     let fresh = 0;
+    let waking = 0;
     for (let i = 0; i < out.length; i++) {
       // Read the limits without creating an actor: a request refused for room must leave nothing behind.
       const live = this.registry.context(out[i]!);
       // The scope's own name string: a lease keeps its scopes for its lifetime, so share, don't copy.
       if (live) out[i] = live.scope;
-      else if (!this.registry.isDormant(out[i]!)) fresh++;
+      else {
+        waking++;
+        if (!this.registry.isDormant(out[i]!)) fresh++;
+      }
       const parents = (live ? live.limits : this.registry.limitsFor(out[i]!)).parents;
       if (!parents) continue;
       for (const kind in parents) {
@@ -645,6 +649,7 @@ export class Admissions {
     }
     // All the new scopes fit under the bound, or none is created.
     if (fresh > 0 && !this.registry.hasRoomFor(fresh)) throw unavailable("too many scopes (live and passivated)");
+    if (waking > 0 && !this.registry.hasLiveRoomFor(waking)) throw unavailable("too many live scopes: new keys come faster than idle ones are passivated; retry shortly");
     // A lease keeps this list for its lifetime: grown by push, its store has room for ~20; a copy is exact.
     return out.length > 2 ? out.slice() : out;
   }

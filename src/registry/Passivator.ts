@@ -28,6 +28,11 @@ export const DEFAULT_PASSIVATION = {
   hurryFraction: 0.1,
   /** Fewest actors looked at per slice. */
   minPerSweep: 64,
+  /**
+   * Share of the registry's `maxLive` that live actors are kept under: past it, actors
+   * holding nothing are passivated before their idle time, oldest first.
+   */
+  liveTarget: 0.8,
 } as const;
 
 export interface PassivatorOptions {
@@ -56,6 +61,11 @@ export interface PassivatorOptions {
  * walking rate, keys arriving at more than half of it were seen to pile up live
  * (200,000 live actors, 4.4 KB each, at 9,600 new keys a second against 20,000 looked
  * at a second; the heap ran out).
+ *
+ * Idle time alone does not bound memory: new keys within one idle time stay live. Past
+ * 80% of the registry's `maxLive`, the walk passivates every actor that holds nothing
+ * (no lease in flight, no caller waiting), idle or not, until the live ones are back
+ * under that; such an actor comes back from its context on next use, as any other.
  */
 export class Passivator {
   private timer: unknown = undefined;
@@ -70,8 +80,8 @@ export class Passivator {
   private behind = false;
   /** When the last slice ran (its `now`). */
   private lastSweepAt: number | undefined;
-  /** Scopes passivated so far: dropped (pristine) and kept (with state). */
-  readonly counts = { dropped: 0, kept: 0 };
+  /** Scopes passivated so far: dropped (pristine) and kept (with state); `early` of them before their idle time, over the live target. */
+  readonly counts = { dropped: 0, kept: 0, early: 0 };
 
   constructor(private readonly opts: PassivatorOptions) {
     this.idleMs = opts.idleMs ?? DEFAULT_PASSIVATION.idleMs;
@@ -104,7 +114,13 @@ export class Passivator {
     // A slice that comes late (a busy event loop delays timers) walks as far as the time since the last one asks.
     const since = this.lastSweepAt === undefined ? this.sweepEveryMs : Math.max(this.sweepEveryMs, now - this.lastSweepAt);
     this.lastSweepAt = now;
-    const slice = Math.min(this.perSweep, Math.max(DEFAULT_PASSIVATION.minPerSweep, Math.ceil((registry.size * since * 2) / this.idleMs)));
+    // Over the live target, actors that hold nothing are passivated idle or not (oldest first, as the walk goes)
+    // until the live ones are back under it: memory follows the cap, not the rate of new keys.
+    const target = Math.floor(registry.maxLive * DEFAULT_PASSIVATION.liveTarget);
+    const pressed = registry.size > target;
+    const slice = pressed
+      ? this.perSweep
+      : Math.min(this.perSweep, Math.max(DEFAULT_PASSIVATION.minPerSweep, Math.ceil((registry.size * since * 2) / this.idleMs)));
     // Map iterators are live: removing entries during the walk is safe, and the walk resumes next tick.
     // A pass ends after the actors that were live when it began. Scopes created since are
     // appended to the Map; a pass that went on to them could chase a stream of new scopes
@@ -129,14 +145,16 @@ export class Passivator {
       looked++;
       const [scope, actor] = next.value as [string, { getSnapshot(): { context: import("../../machines/scope.js").ScopeContext } }];
       const ctx = actor.getSnapshot().context;
-      if (now - ctx.lastActiveAt < this.idleMs || ctx.held > 0 || this.opts.busy?.(scope)) continue;
+      const idle = now - ctx.lastActiveAt >= this.idleMs;
+      if ((!idle && !(pressed && registry.size > target)) || ctx.held > 0 || this.opts.busy?.(scope)) continue;
       const keep = !scopeIsPristine(ctx, now);
       registry.remove(scope, keep);
       if (keep) this.counts.kept++;
       else this.counts.dropped++;
+      if (!idle) this.counts.early++;
       passivated++;
     }
-    if (looked >= this.perSweep && this.cursor !== undefined) this.behind = true;
+    if ((looked >= this.perSweep && this.cursor !== undefined) || registry.size > target) this.behind = true;
     if (passivated > 0) this.opts.logger?.debug({ passivated, live: registry.size, dormant: registry.dormantCount }, "passivated idle scopes");
     return passivated;
   }

@@ -23,9 +23,20 @@ export function scopeStateOf(actor: ScopeActor): unknown {
 /**
  * Default cap on scopes, live and passivated together; past it new scopes are
  * refused `unavailable`. Measured: ~4.6 KB per live actor, ~435 B per passivated
- * scope, so 1.5 M scopes fit the default heap ceiling (1280 MB); raise both together.
+ * scope. With at most {@link DEFAULT_MAX_LIVE_SCOPES} live (550 MB), 1.2 M scopes
+ * (another 470 MB asleep) leave about 250 MB of the default heap ceiling (1280 MB)
+ * for leases, idempotency ids and garbage; raise them together.
  */
-export const DEFAULT_MAX_SCOPES = 1_500_000;
+export const DEFAULT_MAX_SCOPES = 1_200_000;
+
+/**
+ * Default cap on live scope actors. An admission that would bring one more to life
+ * past it is refused `unavailable`; the Passivator keeps the live ones under 80% of
+ * it by passivating the oldest that hold nothing, idle or not. Without it, new keys
+ * faster than the idle time passivates them filled the heap: 400,000 distinct keys
+ * within the default 10 minutes ran a sluice with the default heap out of memory.
+ */
+export const DEFAULT_MAX_LIVE_SCOPES = 120_000;
 
 export interface ScopeRegistryOptions {
   policy: PolicyDocument;
@@ -34,8 +45,10 @@ export interface ScopeRegistryOptions {
   onNotice?: (scope: string, notice: ScopeNotice) => void;
   /** XState inspection observer given to every scope actor. */
   inspect?: (event: InspectionEvent) => void;
-  /** Most live actors at once. Default {@link DEFAULT_MAX_SCOPES}. */
+  /** Most scopes, live and passivated together. Default {@link DEFAULT_MAX_SCOPES}. */
   maxScopes?: number;
+  /** Most live scope actors an admission may bring to life. Default {@link DEFAULT_MAX_LIVE_SCOPES}. */
+  maxLive?: number;
 }
 
 /**
@@ -51,10 +64,13 @@ export class ScopeRegistry {
   private readonly defaultLimits = new Map<string, ResolvedLimits>();
   private doc: PolicyDocument;
   private readonly maxScopes: number;
+  /** Most live actors an admission may bring to life (see {@link hasLiveRoomFor}). */
+  readonly maxLive: number;
 
   constructor(private readonly opts: ScopeRegistryOptions) {
     this.doc = opts.policy;
     this.maxScopes = opts.maxScopes ?? DEFAULT_MAX_SCOPES;
+    this.maxLive = opts.maxLive ?? DEFAULT_MAX_LIVE_SCOPES;
   }
 
   /** The policy document in force. */
@@ -188,6 +204,14 @@ export class ScopeRegistry {
   /** May `n` more scopes be created under the bound? */
   hasRoomFor(n: number): boolean {
     return this.actors.size + this.dormant.size + n <= this.maxScopes;
+  }
+
+  /**
+   * May `n` more actors come to life (new or woken) under `maxLive`? Asked by admissions
+   * only: reports and expiries settle leases already made, and always wake what they need.
+   */
+  hasLiveRoomFor(n: number): boolean {
+    return this.actors.size + n <= this.maxLive;
   }
 
   /** Is `scope` passivated with its context kept (so reviving it adds nothing)? */

@@ -70,6 +70,8 @@ export interface SluiceServiceOptions {
   maxBodyBytes?: number;
   maxWaiters?: number;
   maxScopes?: number;
+  /** Most live scope actors; see `ScopeRegistryOptions.maxLive`. */
+  maxLiveScopes?: number;
   /**
    * Durable state: journal reports and expiries in JetStream before applying them,
    * snapshot changed scopes to KV, restore both at start. Default: off (memory only).
@@ -145,6 +147,7 @@ export class SluiceService {
       clock: this.clock,
       inspect: opts.inspect,
       maxScopes: opts.maxScopes,
+      maxLive: opts.maxLiveScopes,
       onNotice: (scope, n) => this.publishNotice(scope, n),
     });
     this.admissions = new Admissions({

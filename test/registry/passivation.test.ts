@@ -201,3 +201,59 @@ describe("passivation - a flood of idle scopes", () => {
     expect(passivator.counts.dropped).toBeGreaterThan(55_000);
   });
 });
+
+describe("passivation - the cap on live actors", () => {
+  it("over 80% of maxLive, passivates actors that hold nothing before their idle time, keeping their state", () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 23, 8));
+    const registry = new ScopeRegistry({
+      policy: parsePolicy({ leaseTtlMs: 3_600_000, scopes: { key: { default: { rpm: 10, concurrency: 5 } }, model: { default: { rpm: 1_000 } } } }),
+      clock,
+      maxLive: 100,
+    });
+    const admissions = new Admissions({ registry, clock, random: () => 0 });
+    const passivator = new Passivator({ registry, clock, idleMs: 10 * MINUTE, sweepEveryMs: 100, busy: (s) => admissions.hasWaitersOn(s) });
+    passivator.start();
+    // key:k0…k98 and model:m: 100 live, all used within the last second; k0…k9 hold a lease each, the rest reported.
+    for (let i = 0; i < 99; i++) {
+      const d = admissions.admit(admitRequestSchema.parse({ key: `k${i}`, model: "m" })) as { lease: string };
+      if (i >= 10) admissions.report(reportSchema.parse({ lease: d.lease, outcome: "ok" }));
+    }
+    expect(registry.size).toBe(100);
+    clock.advance(100);
+    // Back to the target of 80, long before the idle time; none that holds a lease went.
+    expect(registry.size).toBe(80);
+    expect(passivator.counts.early).toBe(20);
+    for (let i = 0; i < 10; i++) expect(registry.peek(`key:k${i}`)).toBeDefined();
+    // Passivated early, a key keeps its usage: 9 of its 10 requests a minute are left.
+    const gone = [...Array(99).keys()].map((i) => `key:k${i}`).find((s) => registry.peek(s) === undefined)!;
+    expect(registry.dormantContext(gone)!.buckets.rpm!.level).toBe(9);
+    // Under the target: nothing more goes before its idle time.
+    clock.advance(1_000);
+    expect(registry.size).toBe(80);
+  });
+
+  it("refuses an admission that would bring a scope to life past maxLive, and creates nothing for it; reports still wake what they settle", () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 23, 8));
+    const registry = new ScopeRegistry({ policy: parsePolicy({ scopes: { key: { default: { budget: { limit: 5 } } } } }), clock, maxLive: 3 });
+    const admissions = new Admissions({ registry, clock, random: () => 0 });
+    const admit = (key: string) => admissions.admit(admitRequestSchema.parse({ key, model: "m", cost: 1 })) as any;
+    const a = admit("a");
+    admit("b");
+    expect(registry.size).toBe(3);
+    expect(() => admit("c")).toThrow(/too many live scopes/);
+    expect(registry.peek("key:c")).toBeUndefined();
+    expect(registry.isDormant("key:c")).toBe(false);
+    // A live scope is still served.
+    expect(admit("a").decision).toBe("admit");
+    // key:a asleep (passivated by hand here) and the cap reached again: a report on its lease still wakes
+    // it, past the cap; settling what was admitted is never refused.
+    registry.remove("key:b", true);
+    registry.remove("key:a", true);
+    admit("c");
+    admit("d");
+    expect(registry.size).toBe(3);
+    expect(admissions.report(reportSchema.parse({ lease: a.lease, outcome: "ok", cost: 2 }))).toMatchObject({ status: "applied" });
+    expect(registry.size).toBe(4);
+    expect(registry.context("key:a")!.budgets[0]).toMatchObject({ used: 2, reserved: 1 });
+  });
+});
