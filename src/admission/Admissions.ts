@@ -51,6 +51,12 @@ export interface AdmissionsOptions {
   /** Told of every scope sent an event that may change its context, for snapshots. */
   changed?: (scope: string) => void;
   /**
+   * Is the process short of memory (its heap near its ceiling)? While it is, an admission
+   * that would bring a scope to life or remember an id is refused `unavailable`; the rest
+   * are served. Default: never.
+   */
+  memoryShort?: () => boolean;
+  /**
    * How late the expiry timer may run after a lease's expiry, ms. Every admission and
    * report first expires what is due at its own `now`, and a caller queued for a slot is
    * woken at the expiry it waits for, so no decision sees an expired lease either way;
@@ -135,6 +141,7 @@ export class Admissions {
   private readonly maxPendingAppends: number;
   private readonly expirySlackMs: number;
   private readonly changed: ((scope: string) => void) | undefined;
+  private readonly memoryShort: (() => boolean) | undefined;
   private pending = 0;
   private lastAppliedSeq = 0;
   private restoredSeq = 0;
@@ -157,6 +164,7 @@ export class Admissions {
     this.journal = opts.journal;
     this.maxPendingAppends = opts.maxPendingAppends ?? DEFAULT_ADMISSIONS.maxPendingAppends;
     this.changed = opts.changed;
+    this.memoryShort = opts.memoryShort;
     this.expirySlackMs = opts.expirySlackMs ?? DEFAULT_ADMISSIONS.expirySlackMs;
     const prefix = `L-${Math.floor(this.random() * 36 ** 6).toString(36).padStart(6, "0")}-`;
     this.leases = new LeaseTable({ prefix, maxLeases: this.maxLeases, maxTombstones: DEFAULT_ADMISSIONS.maxTombstones });
@@ -208,7 +216,7 @@ export class Admissions {
       const hit = this.recent.get(idKey);
       if (hit && hit.until > now) return hit.value;
     }
-    const scopes = this.resolveScopes(req);
+    const scopes = this.resolveScopes(req, true);
     const blocker = this.waiters.blocks(scopes);
     const attempt = blocker ? undefined : this.attempt(req, scopes, now);
 
@@ -620,8 +628,13 @@ export class Admissions {
     return this.registry.get(scope);
   }
 
-  /** `key:…`, `model:…`, the named scopes, and every parent the policy declares, each once. */
-  resolveScopes(req: Pick<AdmitRequest, "key" | "model" | "scopes">): string[] {
+  /**
+   * `key:…`, `model:…`, the named scopes, and every parent the policy declares, each once.
+   * For an admission (`admission`), also refuses `unavailable` what would grow memory past
+   * its bounds: scopes to bring to life past `maxLive`, and, while memory is short, any
+   * scope to bring to life or id to remember.
+   */
+  resolveScopes(req: Pick<AdmitRequest, "key" | "model" | "scopes"> & { id?: string }, admission = false): string[] {
     const out = [`key:${req.key}`, `model:${req.model}`];
     for (const kind in req.scopes) out.push(`${kind}:${req.scopes[kind]}`);
     const max = DEFAULT_ADMISSIONS.maxScopesPerAdmission;
@@ -649,7 +662,10 @@ export class Admissions {
     }
     // All the new scopes fit under the bound, or none is created.
     if (fresh > 0 && !this.registry.hasRoomFor(fresh)) throw unavailable("too many scopes (live and passivated)");
-    if (waking > 0 && !this.registry.hasLiveRoomFor(waking)) throw unavailable("too many live scopes: new keys come faster than idle ones are passivated; retry shortly");
+    if (admission && waking > 0 && !this.registry.hasLiveRoomFor(waking)) throw unavailable("too many live scopes: new keys come faster than idle ones are passivated; retry shortly");
+    if (admission && (waking > 0 || req.id !== undefined) && this.memoryShort?.()) {
+      throw unavailable("memory is short: admissions that need a new scope or name an id are refused until it frees; retry shortly");
+    }
     // A lease keeps this list for its lifetime: grown by push, its store has room for ~20; a copy is exact.
     return out.length > 2 ? out.slice() : out;
   }

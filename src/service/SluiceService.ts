@@ -37,6 +37,7 @@ import { Passivator } from "../registry/Passivator.js";
 import { ScopeRegistry } from "../registry/ScopeRegistry.js";
 import { Persistence, type PersistenceOptions } from "../persistence/Persistence.js";
 import { FramePublisher } from "../transport/FramePublisher.js";
+import { HeapWatch } from "./HeapWatch.js";
 import { decodeBody, publishEvent, replyError, replyJson } from "../transport/messages.js";
 import { inspectScope } from "./inspectView.js";
 
@@ -72,6 +73,11 @@ export interface SluiceServiceOptions {
   maxScopes?: number;
   /** Most live scope actors; see `ScopeRegistryOptions.maxLive`. */
   maxLiveScopes?: number;
+  /**
+   * Is the process short of memory? While it is, admissions that would bring a scope to
+   * life or remember an id are refused `unavailable`. Default: a {@link HeapWatch} of this process.
+   */
+  memoryShort?: () => boolean;
   /**
    * Durable state: journal reports and expiries in JetStream before applying them,
    * snapshot changed scopes to KV, restore both at start. Default: off (memory only).
@@ -129,6 +135,8 @@ export class SluiceService {
   /** Durable state, when enabled. */
   readonly persistence?: Persistence;
   private readonly passivator: Passivator;
+  /** Watches the heap, unless the options say how memory is judged. */
+  private readonly heapWatch?: HeapWatch;
   /** Fingerprint of the policy sluice was started with (see {@link restorePolicy}). */
   private readonly policyBase: string;
   /** Stores of runtime policies, one after another (so the last stored is the one in force). */
@@ -150,7 +158,10 @@ export class SluiceService {
       maxLive: opts.maxLiveScopes,
       onNotice: (scope, n) => this.publishNotice(scope, n),
     });
+    if (!opts.memoryShort) this.heapWatch = new HeapWatch({ logger: this.logger });
+    const heapWatch = this.heapWatch;
     this.admissions = new Admissions({
+      memoryShort: opts.memoryShort ?? (() => heapWatch!.short),
       registry: this.registry,
       clock: this.clock,
       random: opts.random,
@@ -263,6 +274,7 @@ export class SluiceService {
     await this.nc.flush();
     this.persistence?.start(this.registry, this.admissions, this.clock);
     this.passivator.start();
+    this.heapWatch?.start();
     this.started = true;
     this.logger.info({ prefix: p }, "sluice is serving");
   }
@@ -517,6 +529,7 @@ export class SluiceService {
     if (this.stopping) return;
     this.stopping = true;
     this.passivator.stop();
+    this.heapWatch?.stop();
     this.admissions.close();
     if (this.inFlight > 0) await new Promise<void>((resolve) => (this.idle = resolve));
     // The last replies, ahead of the drain that follows.
