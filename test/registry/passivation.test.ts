@@ -132,6 +132,24 @@ describe("passivation - a late slice", () => {
   });
 });
 
+/**
+ * `perTick` new keys every 100 ms for `ticks` ticks, each used once: the most live actors
+ * seen, and when the first key was passivated (ms after the start).
+ */
+function flood(registry: ScopeRegistry, clock: ManualClock, perTick: number, ticks: number): { mostLive: number; firstGoneAt?: number } {
+  let key = 0;
+  let mostLive = 0;
+  let firstGoneAt: number | undefined;
+  const start = clock.now();
+  for (let tick = 0; tick < ticks; tick++) {
+    for (let i = 0; i < perTick; i++) registry.get(`key:k${key++}`);
+    clock.advance(100);
+    mostLive = Math.max(mostLive, registry.size);
+    if (firstGoneAt === undefined && registry.peek("key:k0") === undefined) firstGoneAt = clock.now() - start;
+  }
+  return { mostLive, firstGoneAt };
+}
+
 describe("passivation - a stream of new scopes", () => {
   it("keeps pace with new scopes arriving at more than half the walking rate", () => {
     const clock = new ManualClock(Date.UTC(2026, 10, 23, 8));
@@ -139,16 +157,7 @@ describe("passivation - a stream of new scopes", () => {
     // Walks at most 200 actors per 100 ms slice (2,000/s); 120 new keys arrive per slice (1,200/s), each used once.
     const passivator = new Passivator({ registry, clock, idleMs: 3_000, sweepEveryMs: 100, perSweep: 200 });
     passivator.start();
-    let key = 0;
-    let mostLive = 0;
-    let firstGoneAt: number | undefined;
-    const start = clock.now();
-    for (let tick = 0; tick < 200; tick++) {
-      for (let i = 0; i < 120; i++) registry.get(`key:k${key++}`);
-      clock.advance(100);
-      mostLive = Math.max(mostLive, registry.size);
-      if (firstGoneAt === undefined && registry.peek("key:k0") === undefined) firstGoneAt = clock.now() - start;
-    }
+    const { mostLive, firstGoneAt } = flood(registry, clock, 120, 200);
     // A pass covers the actors live when it began, then starts again at the oldest: the first key goes
     // 3.3 s after its use (idle 3 s), and at most 5,200 are live. A walk that went on to the new scopes at
     // the end of the Map came back to the old ones only when it caught up with the stream: 7.2 s and 8,600.
@@ -189,13 +198,7 @@ describe("passivation - a flood of idle scopes", () => {
     // would fall behind by 200 every 100 ms, and the live actors would grow for as long as the flood lasts.
     const passivator = new Passivator({ registry, clock, idleMs: 1_000, sweepEveryMs: 100, maxPassivatedPerSweep: 100 });
     passivator.start();
-    let key = 0;
-    let mostLive = 0;
-    for (let tick = 0; tick < 200; tick++) {
-      for (let i = 0; i < 300; i++) registry.get(`key:k${key++}`);
-      clock.advance(100);
-      mostLive = Math.max(mostLive, registry.size);
-    }
+    const { mostLive } = flood(registry, clock, 300, 200);
     // A scope goes between 1 and about 1.5 s after its use: about 4,500 live at most, against 43,000 without hurrying.
     expect(mostLive).toBeLessThanOrEqual(5_000);
     expect(passivator.counts.dropped).toBeGreaterThan(55_000);
