@@ -279,6 +279,11 @@ export class SluiceService {
     this.logger.info({ prefix: p }, "sluice is serving");
   }
 
+  /** Is memory short (see {@link HeapWatch})? While it is, admissions that would grow state are refused. */
+  get memoryShort(): boolean {
+    return this.heapWatch?.short ?? this.opts.memoryShort?.() ?? false;
+  }
+
   /** Whether the endpoints are up and answering: started, and not stopping. */
   get serving(): boolean {
     return this.started && !this.stopping;

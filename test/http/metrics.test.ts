@@ -158,6 +158,8 @@ describe("http - metrics", () => {
     expect(value(m, "sluice_nats_connected")).toBe(1);
     expect(value(m, "sluice_waiting_admissions")).toBe(0);
     expect(value(m, "sluice_live_leases")).toBe(3); // the batch's two and the waiter's, unreported
+    expect(value(m, "sluice_passivated_scopes")).toBe(0);
+    expect(value(m, "sluice_memory_short")).toBe(0);
     // The default process metrics are in the same registry.
     expect(samples(m, "process_cpu_user_seconds_total")).toHaveLength(1);
   });
@@ -275,10 +277,12 @@ describe("metrics - one pass per scrape", () => {
       },
       clock,
       admissions: { waiting: 0, leases: { size: 0 } },
+      memoryShort: true,
     };
     const metrics = new SluiceMetrics({ defaultMetrics: false });
     metrics.bind(source, () => true);
     const first = parseMetrics(await metrics.metrics());
+    expect(value(first, "sluice_memory_short")).toBe(1);
     expect(passes).toBe(1);
     expect(value(first, "sluice_live_actors", { kind: "key" })).toBe(1);
     expect(value(first, "sluice_breaker_state", { model: "m" })).toBe(0);
