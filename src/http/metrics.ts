@@ -161,7 +161,7 @@ export class SluiceMetrics {
     sourceGauge("sluice_waiting_admissions", "Admissions waiting in sluice's queue (waitMs)", (s) => s.admissions.waiting);
     sourceGauge("sluice_live_leases", "Leases admitted and not yet reported or expired", (s) => s.admissions.leases.size);
     sourceGauge("sluice_passivated_scopes", "Passivated scopes kept asleep with their state (live ones: sluice_live_actors)", (s) => s.registry.dormantCount ?? 0);
-    sourceGauge("sluice_memory_short", "1 while the heap is short (75% of its ceiling, until under 70%): admissions that would grow state are refused", (s) => (s.memoryShort ? 1 : 0));
+    sourceGauge("sluice_memory_short", "1 while the heap is short (85% of the old generation's ceiling, until under 80%): admissions that would grow state are refused", (s) => (s.memoryShort ? 1 : 0));
 
     if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry });
 

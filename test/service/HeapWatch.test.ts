@@ -4,7 +4,7 @@ import { ManualClock } from "../../src/clock.js";
 import { parsePolicy } from "../../src/protocol/policySchema.js";
 import { admitRequestSchema } from "../../src/protocol/schemas.js";
 import { ScopeRegistry } from "../../src/registry/ScopeRegistry.js";
-import { HeapWatch } from "../../src/service/HeapWatch.js";
+import { HeapWatch, oldGenerationFigures } from "../../src/service/HeapWatch.js";
 
 const MB = 2 ** 20;
 
@@ -15,24 +15,36 @@ function recordingLogger() {
 }
 
 describe("HeapWatch", () => {
-  it("is short from 75% of the heap's ceiling in use until back under 70%, and says so once each way", () => {
+  it("is short from 85% of the old generation's ceiling in use until back under 80%, and says so once each way", () => {
     let used = 500 * MB;
     const { lines, logger } = recordingLogger();
-    const watch = new HeapWatch({ logger, figures: () => ({ used_heap_size: used, heap_size_limit: 1000 * MB }) });
+    const watch = new HeapWatch({ logger, figures: () => ({ used, ceiling: 1000 * MB }) });
     expect(watch.sample()).toBe(false);
-    used = 749 * MB;
+    used = 849 * MB;
     expect(watch.sample()).toBe(false);
-    used = 750 * MB;
+    used = 850 * MB;
     expect(watch.sample()).toBe(true);
     // Between the two marks it stays as it was.
-    used = 720 * MB;
+    used = 820 * MB;
     expect(watch.sample()).toBe(true);
     expect(watch.sample()).toBe(true);
-    used = 699 * MB;
+    used = 799 * MB;
     expect(watch.sample()).toBe(false);
-    used = 720 * MB;
+    used = 820 * MB;
     expect(watch.sample()).toBe(false);
     expect(lines).toEqual(["warn memory is short: admissions that need a new scope or name an id are refused until it frees", "info memory is no longer short"]);
+  });
+});
+
+describe("the old generation's figures", () => {
+  it("count the heap outside the young generation against a ceiling under V8's whole-heap limit", async () => {
+    const { getHeapStatistics } = await import("node:v8");
+    const f = oldGenerationFigures();
+    const all = getHeapStatistics();
+    expect(f.used).toBeGreaterThan(0);
+    expect(f.used).toBeLessThanOrEqual(all.used_heap_size);
+    expect(f.ceiling).toBeLessThan(all.heap_size_limit);
+    expect(f.ceiling).toBeGreaterThan(all.heap_size_limit / 2);
   });
 });
 
