@@ -131,6 +131,8 @@ export class SluiceService {
   private started = false;
   private stopping = false;
   private inFlight = 0;
+  /** A settling of due leases is queued for after this turn. */
+  private expiryQueued = false;
   private idle?: () => void;
   /** Durable state, when enabled. */
   readonly persistence?: Persistence;
@@ -330,6 +332,7 @@ export class SluiceService {
         next: ({ msg, at, result, error }) => {
           if (error !== undefined) this.fail(subject, msg, error);
           else this.answer(subject, msg, result, replied && ((queued) => replied(at, queued)));
+          this.expireAfterTurn();
         },
         error: (err) => this.logger.error({ err, endpoint: name }, "endpoint subscription failed"),
       });
@@ -385,10 +388,29 @@ export class SluiceService {
             return;
           }
           for (let i = 0; i < owners.length; i++) this.answer(subject, owners[i]!, results[i], done);
+          this.expireAfterTurn();
         },
         error: (err) => this.logger.error({ err, endpoint: name }, "endpoint subscription failed"),
       });
     this.subs.push(sub);
+  }
+
+  /**
+   * Settle the leases that are due once this turn's replies are written (a task after it),
+   * rather than all at the start of the next admission. Decisions still never see an
+   * expired lease (each admission first settles what is due); this only moves most of that
+   * work to where the service would otherwise wait for its next message. Measured with the
+   * bench's 64 auto-batched callers (6 alternating rounds, `.tmp/ab.sh` scratch script):
+   * 9.02–9.69 µs of the service thread per admission against 9.61–9.99, and as many or
+   * more admissions a second in every round (+0.2% to +12%); single admissions the same.
+   */
+  private expireAfterTurn(): void {
+    if (this.expiryQueued) return;
+    this.expiryQueued = true;
+    setImmediate(() => {
+      this.expiryQueued = false;
+      if (!this.stopping) this.admissions.expireDue();
+    });
   }
 
   /**
