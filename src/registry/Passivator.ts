@@ -154,7 +154,9 @@ export class Passivator {
       if (!idle) this.counts.early++;
       passivated++;
     }
-    if ((looked >= this.perSweep && this.cursor !== undefined) || registry.size > target) this.behind = true;
+    // Still over the target: come back soon, as long as this slice got somewhere (when every
+    // live actor holds a lease, walking them every 10 ms would only burn the thread).
+    if ((looked >= this.perSweep && this.cursor !== undefined) || (registry.size > target && passivated > 0)) this.behind = true;
     if (passivated > 0) this.opts.logger?.debug({ passivated, live: registry.size, dormant: registry.dormantCount }, "passivated idle scopes");
     return passivated;
   }

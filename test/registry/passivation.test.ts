@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { Admissions } from "../../src/admission/Admissions.js";
 import { ManualClock } from "../../src/clock.js";
 import { parsePolicy } from "../../src/protocol/policySchema.js";
@@ -233,6 +233,29 @@ describe("passivation - the cap on live actors", () => {
     // Under the target: nothing more goes before its idle time.
     clock.advance(1_000);
     expect(registry.size).toBe(80);
+  });
+
+  it("over the target with nothing it may passivate, keeps its usual pace rather than walking every 10 ms", () => {
+    const clock = new ManualClock(Date.UTC(2026, 10, 23, 8));
+    const registry = new ScopeRegistry({ policy: parsePolicy({ leaseTtlMs: 3_600_000, scopes: { key: { default: { concurrency: 1 } } } }), clock, maxLive: 10 });
+    const admissions = new Admissions({ registry, clock, random: () => 0 });
+    // key:k0…k8 and model:m live (10, over the target of 8), every key holding a lease.
+    for (let i = 0; i < 9; i++) admissions.admit(admitRequestSchema.parse({ key: `k${i}`, model: "m" }));
+    const passivator = new Passivator({ registry, clock, idleMs: MINUTE, sweepEveryMs: 100 });
+    const sweep = vi.spyOn(passivator, "sweep");
+    passivator.start();
+    // The first slice passivates model:m (it holds nothing) and, still over the target, comes back 10 ms later.
+    clock.advance(100);
+    expect(sweep).toHaveBeenCalledTimes(1);
+    expect(registry.size).toBe(9);
+    clock.advance(10);
+    expect(sweep).toHaveBeenCalledTimes(2);
+    // That one finds nothing it may passivate: the next comes 100 ms later.
+    clock.advance(90);
+    expect(sweep).toHaveBeenCalledTimes(2);
+    clock.advance(10);
+    expect(sweep).toHaveBeenCalledTimes(3);
+    expect(registry.size).toBe(9);
   });
 
   it("refuses an admission that would bring a scope to life past maxLive, and creates nothing for it; reports still wake what they settle", () => {
