@@ -57,9 +57,9 @@ export class DormantStore {
       this.m.set(scope, ctx);
       return;
     }
-    const { limits, scope: _named, ...rest } = ctx;
+    const { limits, scope: named, ...rest } = ctx;
     const kept: Record<string, unknown> = {};
-    if (_named !== scope) kept.scope = _named;
+    if (named !== scope) kept.scope = named;
     for (const [field, value] of Object.entries(rest)) if (!Object.hasOwn(USUAL, field) || USUAL[field] !== value) kept[field] = value;
     this.m.set(scope, { json: JSON.stringify(kept), limits });
   }

@@ -76,7 +76,7 @@ export class Passivator {
   private readonly sweepEveryMs: number;
   private readonly perSweep: number;
   private readonly maxPassivated: number;
-  /** Whether the last slice stopped at a bound, with more to do. */
+  /** Whether the last slice stopped at a bound with more to do, or left the live actors over the target. */
   private behind = false;
   /** When the last slice ran (its `now`). */
   private lastSweepAt: number | undefined;
@@ -130,12 +130,7 @@ export class Passivator {
       this.cursor = registry.entries();
       this.passLeft = registry.size;
     }
-    this.behind = false;
-    while (looked < slice) {
-      if (passivated >= this.maxPassivated) {
-        this.behind = true;
-        break;
-      }
+    while (looked < slice && passivated < this.maxPassivated) {
       const next = this.passLeft > 0 ? this.cursor.next() : { done: true as const, value: undefined };
       if (next.done) {
         this.cursor = undefined;
@@ -154,9 +149,11 @@ export class Passivator {
       if (!idle) this.counts.early++;
       passivated++;
     }
-    // Still over the target: come back soon, as long as this slice got somewhere (when every
-    // live actor holds a lease, walking them every 10 ms would only burn the thread).
-    if ((looked >= this.perSweep && this.cursor !== undefined) || (registry.size > target && passivated > 0)) this.behind = true;
+    // Stopped at a bound with more to walk, or still over the target: come back soon, as long as
+    // this slice got somewhere (when every live actor holds a lease, walking them every 10 ms
+    // would only burn the thread).
+    this.behind =
+      passivated >= this.maxPassivated || (looked >= this.perSweep && this.cursor !== undefined) || (registry.size > target && passivated > 0);
     if (passivated > 0) this.opts.logger?.debug({ passivated, live: registry.size, dormant: registry.dormantCount }, "passivated idle scopes");
     return passivated;
   }

@@ -8,8 +8,8 @@ export const DEFAULT_HEAP_WATCH = {
   /**
    * Memory is short from this share of the old generation's ceiling in use… With npm
    * start's flags the ceiling is 1280 MB; a sluice flooded with new keys and ids died of
-   * heap exhaustion at about 1150–1200 MB in it (1210 MB in the whole heap); the
-   * 1,000,000-key memory series peaks under 1000 MB in the whole heap.
+   * heap exhaustion with 1210 MB in use in the whole heap (its last scavenges, --trace-gc
+   * output); the 1,000,000-key memory series peaks under 1000 MB in the whole heap.
    */
   shortAt: 0.85,
   /** …until it is back under this share. */

@@ -139,6 +139,8 @@ export class SluiceService {
   private readonly passivator: Passivator;
   /** Watches the heap, unless the options say how memory is judged. */
   private readonly heapWatch?: HeapWatch;
+  /** Is memory short: the options' judge, or the heap watch's. */
+  private readonly isMemoryShort: () => boolean;
   /** Fingerprint of the policy sluice was started with (see {@link restorePolicy}). */
   private readonly policyBase: string;
   /** Stores of runtime policies, one after another (so the last stored is the one in force). */
@@ -160,10 +162,13 @@ export class SluiceService {
       maxLive: opts.maxLiveScopes,
       onNotice: (scope, n) => this.publishNotice(scope, n),
     });
-    if (!opts.memoryShort) this.heapWatch = new HeapWatch({ logger: this.logger });
-    const heapWatch = this.heapWatch;
+    if (opts.memoryShort) this.isMemoryShort = opts.memoryShort;
+    else {
+      const heapWatch = (this.heapWatch = new HeapWatch({ logger: this.logger }));
+      this.isMemoryShort = () => heapWatch.short;
+    }
     this.admissions = new Admissions({
-      memoryShort: opts.memoryShort ?? (() => heapWatch!.short),
+      memoryShort: this.isMemoryShort,
       registry: this.registry,
       clock: this.clock,
       random: opts.random,
@@ -283,7 +288,7 @@ export class SluiceService {
 
   /** Is memory short (see {@link HeapWatch})? While it is, admissions that would grow state are refused. */
   get memoryShort(): boolean {
-    return this.heapWatch?.short ?? this.opts.memoryShort?.() ?? false;
+    return this.isMemoryShort();
   }
 
   /** Whether the endpoints are up and answering: started, and not stopping. */
