@@ -4,7 +4,7 @@
  * scopes that have used most of their budget. The last few minutes are kept as
  * compact points so that a page opened now can draw its sparklines at once.
  */
-import type { BudgetRow, ModelView } from "./scopeScan.js";
+import { type BudgetRow, type ModelView, policyModelView } from "./scopeScan.js";
 import type { MetricsSource, SluiceMetrics } from "./metrics.js";
 
 /** Defaults of {@link DashboardFeedOptions}. */
@@ -33,6 +33,11 @@ export interface ModelFrame extends ModelView {
 
 /** One frame, as sent on `/events`. */
 export interface DashboardFrame {
+  /**
+   * The frame's number, from 1, one more each frame. It, not `ts`, tells frames
+   * apart: frames made within the scan's cache age share the scan and its `ts`.
+   */
+  seq: number;
   /** Domain time of the figures, ms epoch. */
   ts: number;
   /** Wall time the interval's counts cover, ms. */
@@ -67,6 +72,8 @@ export interface PointModel {
 
 /** A frame reduced to what the sparklines draw. */
 export interface HistoryPoint {
+  /** The frame's {@link DashboardFrame.seq}. */
+  seq: number;
   ts: number;
   intervalMs: number;
   m: Record<string, PointModel>;
@@ -95,6 +102,7 @@ export class DashboardFeed {
   private timer?: NodeJS.Timeout;
   private last?: DashboardFrame;
   private lastAt = performance.now();
+  private seq = 0;
   /** Tallies as of the previous frame, to difference against. */
   private prevDecisions = new Map<string, Map<string, number>>();
   private prevReports = new Map<string, Map<string, number>>();
@@ -167,9 +175,8 @@ export class DashboardFeed {
     let admits = 0;
     let rejects = 0;
     for (const model of names) {
-      const view: ModelView = scan?.models.get(model) ?? {
-        model, breaker: "closed", hasBreaker: false, pacingMs: null, ttftMs: null, itlMs: null, overloaded: false, held: 0,
-      };
+      // A model with decisions but no actor in the scan (asleep, or new since the scan) is shown as its policy says.
+      const view: ModelView = scan?.models.get(model) ?? policyModelView(source.registry.policy, model);
       const now = decisions.get(model);
       const before = this.prevDecisions.get(model);
       const frame: ModelFrame = { ...view, admits: 0, rejects: {}, admitTotal: 0, rejectTotal: 0, outcomes: {} };
@@ -204,6 +211,7 @@ export class DashboardFeed {
     shown.sort((a, b) => (a.model < b.model ? -1 : a.model > b.model ? 1 : 0));
 
     return {
+      seq: ++this.seq,
       ts: scan?.now ?? source.clock.now(),
       intervalMs,
       nats: this.opts.connected(),
@@ -229,5 +237,5 @@ function copyTally(t: Map<string, Map<string, number>>): Map<string, Map<string,
 function toPoint(frame: DashboardFrame): HistoryPoint {
   const m: Record<string, PointModel> = {};
   for (const f of frame.models) m[f.model] = { t: f.ttftMs, i: f.itlMs, a: f.admits, r: f.rejects, p: f.pacingMs };
-  return { ts: frame.ts, intervalMs: frame.intervalMs, m };
+  return { seq: frame.seq, ts: frame.ts, intervalMs: frame.intervalMs, m };
 }

@@ -256,7 +256,7 @@ function toPoint(frame) {
     var f = frame.models[i];
     m[f.model] = { t: f.ttftMs, i: f.itlMs, a: f.admits, r: f.rejects, p: f.pacingMs };
   }
-  return { ts: frame.ts, intervalMs: frame.intervalMs, m: m };
+  return { seq: frame.seq, ts: frame.ts, intervalMs: frame.intervalMs, m: m };
 }
 
 var BREAKER_TEXT = { closed: "closed", halfOpen: "half-open", open: "open" };
@@ -402,7 +402,9 @@ function connect() {
   es.onmessage = function (e) {
     var frame = JSON.parse(e.data);
     var point = toPoint(frame);
-    if (!points.length || points[points.length - 1].ts !== point.ts || points[points.length - 1].intervalMs !== point.intervalMs) points.push(point);
+    // The first frame after the history is the history's last point: a frame is known by its seq
+    // (two frames may share a cached scan's ts, and the later one's counts must not be lost).
+    if (!points.length || points[points.length - 1].seq !== point.seq) points.push(point);
     if (points.length > HISTORY) points.splice(0, points.length - HISTORY);
     render(frame);
   };

@@ -10,6 +10,7 @@
  * actors themselves are not touched.
  */
 import type { PolicyDocument } from "../../machines/policy.js";
+import { effectivePolicy, resolveLimits } from "../../machines/policy.js";
 import { type ScopeContext, latencyView, scopeAdvance } from "../../machines/scope.js";
 import type { Clock } from "../clock.js";
 import type { ScopeActor } from "../registry/ScopeRegistry.js";
@@ -198,6 +199,30 @@ function modelView(model: string, ctx: ScopeContext, now: number): ModelView {
   if (ctx.limits.latency?.itlMs !== undefined) view.itlLimitMs = ctx.limits.latency.itlMs;
   if (ctx.limits.concurrency !== undefined) view.concurrency = ctx.limits.concurrency;
   if (ctx.limits.fallback !== undefined) view.fallback = ctx.limits.fallback;
+  return view;
+}
+
+/**
+ * A model the scan holds no actor for (asleep, or first used after the scan was
+ * taken), as its policy describes it: a breaker is shown closed and averages empty,
+ * but whether it has a breaker, its thresholds and its fallback come from the policy.
+ */
+export function policyModelView(policy: PolicyDocument, model: string): ModelView {
+  const limits = resolveLimits(effectivePolicy(policy, "model", model));
+  const view: ModelView = {
+    model,
+    breaker: "closed",
+    hasBreaker: limits.breaker !== undefined,
+    pacingMs: limits.adaptive ? 0 : null,
+    ttftMs: limits.latency ? 0 : null,
+    itlMs: limits.latency ? 0 : null,
+    overloaded: false,
+    held: 0,
+  };
+  if (limits.latency?.ttftMs !== undefined) view.ttftLimitMs = limits.latency.ttftMs;
+  if (limits.latency?.itlMs !== undefined) view.itlLimitMs = limits.latency.itlMs;
+  if (limits.concurrency !== undefined) view.concurrency = limits.concurrency;
+  if (limits.fallback !== undefined) view.fallback = limits.fallback;
   return view;
 }
 

@@ -4,7 +4,7 @@ import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type NatsConnection, connect } from "@nats-io/transport-node";
-import { type Browser, chromium } from "playwright-core";
+import { type Browser, type Page, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type SluiceHttpServer, startHttpServer } from "../../src/http/httpServer.js";
 import { SluiceMetrics } from "../../src/http/metrics.js";
@@ -51,7 +51,8 @@ beforeAll(async () => {
   nc = await connect({ servers: server.url });
   const metrics = new SluiceMetrics();
   service = await SluiceService.start({ nc, policy: parsePolicy(POLICY), prefix, observer: metrics.observer });
-  http = await startHttpServer({ port: 0, host: "127.0.0.1", service, nc, metrics, feed: { intervalMs: 250 } });
+  // Frames are made by the test (frame() below), not by the feed's timer: an hour never passes here.
+  http = await startHttpServer({ port: 0, host: "127.0.0.1", service, nc, metrics, feed: { intervalMs: 3_600_000 } });
   dir = await mkdtemp(join(tmpdir(), "sluice-dashboard-"));
 });
 afterAll(async () => {
@@ -65,6 +66,19 @@ afterAll(async () => {
 
 async function req(subject: string, body: unknown): Promise<any> {
   return (await nc.request(`${prefix}.${subject}`, JSON.stringify(body), { timeout: 5000 })).json();
+}
+
+/** Frames the page has drawn (it counts them on <body data-frames>). */
+async function drawn(page: Page): Promise<number> {
+  return Number((await page.locator("body").getAttribute("data-frames")) ?? 0);
+}
+
+/** Make a frame from a fresh scan now, and wait until the page has drawn it. */
+async function frame(page: Page): Promise<void> {
+  const before = await drawn(page);
+  http.metrics.scanner?.invalidate();
+  http.feed.tick();
+  await expect.poll(() => drawn(page), { timeout: 10_000 }).toBe(before + 1);
 }
 
 describe("dashboard - in a real browser", () => {
@@ -86,29 +100,39 @@ describe("dashboard - in a real browser", () => {
       await req("report", { lease: d.lease, outcome: "ok", cost: 1, ttftMs: 300, itlMs: 12 });
     }
 
+    http.metrics.scanner?.invalidate();
+    http.feed.tick(); // the frame a page opened now is sent first
     const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
     const errors: string[] = [];
     page.on("pageerror", (e) => errors.push(e.message));
     await page.goto(`${http.url}/`);
+    await expect.poll(() => drawn(page), { timeout: 10_000 }).toBe(1);
 
     const card = page.locator('article[data-model="gpt-4o"]');
-    await expect.poll(() => card.locator('[data-testid="breaker"]').textContent(), { timeout: 10_000 }).toBe("open");
+    expect(await card.locator('[data-testid="breaker"]').textContent()).toBe("open");
     expect(await card.locator('[data-testid="admit-total"]').textContent()).toBe("4");
     expect(await card.locator('[data-testid="reject-total"]').textContent()).toBe("1");
     expect(await card.textContent()).toContain("gpt-4o-mini"); // the fallback
     const mini = page.locator('article[data-model="gpt-4o-mini"]');
-    expect(await mini.locator('[data-testid="breaker"]').textContent()).toBe("closed");
     expect(await mini.locator('[data-testid="admit-total"]').textContent()).toBe("5");
+    expect(await mini.locator('[data-testid="breaker"]').textContent()).toBe("closed");
     expect(await page.locator('[data-testid="kpi-breakers"] .value').textContent()).toContain("1");
     // Budgets: acme spent 2 of 10, globex 5 of 10; globex first.
     const rows = page.locator("#budgets tr[data-scope]");
     expect(await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute("data-scope")))).toEqual(["key:globex", "key:acme"]);
     expect(await rows.first().textContent()).toContain("50%");
 
-    // Live: more refusals after the page opened show up without a reload.
+    // A reason chip shows the refusals of the last 5 frames: the first refusal's chip, then none.
+    const chip = card.locator('[data-reason="circuit_open"]');
+    expect(await chip.count()).toBe(1);
+    for (let i = 0; i < 5; i++) await frame(page);
+    expect(await chip.count()).toBe(0);
+    // Live: refusals after the page opened show up in the next frame, without a reload.
     for (let i = 0; i < 2; i++) await req("admit", { key: "acme", model: "gpt-4o" });
-    await expect.poll(() => card.locator('[data-testid="reject-total"]').textContent(), { timeout: 10_000 }).toBe("3");
-    await expect.poll(() => card.locator('[data-reason="circuit_open"]').count(), { timeout: 10_000 }).toBe(1);
+    await frame(page);
+    expect(await chip.count()).toBe(1);
+    expect(await card.locator('[data-testid="reject-total"]').textContent()).toBe("3");
+    expect(await page.locator("body").getAttribute("data-frames")).toBe("7");
 
     const file = join(dir, "dashboard.png");
     await page.screenshot({ path: file, fullPage: true });

@@ -2,6 +2,7 @@ import { type NatsConnection, connect } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { ManualClock } from "../../src/clock.js";
 import { type SluiceHttpServer, startHttpServer } from "../../src/http/httpServer.js";
+import { DashboardFeed } from "../../src/http/dashboardFeed.js";
 import { SluiceMetrics } from "../../src/http/metrics.js";
 import { parsePolicy } from "../../src/protocol/policySchema.js";
 import { ScopeRegistry } from "../../src/registry/ScopeRegistry.js";
@@ -290,6 +291,52 @@ describe("metrics - one pass per scrape", () => {
     const second = parseMetrics(await metrics.metrics());
     expect(passes).toBe(2);
     expect(value(second, "sluice_live_actors", { kind: "key" })).toBe(2);
+    registry.stopAll();
+  });
+});
+
+describe("dashboard feed - models without a live actor", () => {
+  it("shows a model first used after the scan as its policy describes it, not as one without a breaker", () => {
+    const clock = new ManualClock();
+    const policy = { scopes: { model: { ...POLICY.scopes.model, overrides: { plain: { breaker: null, latency: null, adaptive: null }, big: { fallback: "small", concurrency: 4 } } } } };
+    const registry = new ScopeRegistry({ policy: parsePolicy(policy), clock });
+    const source = { registry, clock, admissions: { waiting: 0, leases: { size: 0 } }, serving: true };
+    const metrics = new SluiceMetrics({ defaultMetrics: false, scan: { maxAgeMs: 60_000 } });
+    metrics.bind(source, () => true);
+    const feed = new DashboardFeed({ metrics, source, connected: () => true });
+    expect(feed.tick().models).toEqual([]); // the scan is taken now, with no actor yet, and kept
+    const ev = (model: string) => ({ ts: 0, key: "k", model, scopes: {}, tokens: 0, cost: 0, decision: "admit" as const, reason: "ok" as const });
+    for (const model of ["big", "plain"]) {
+      registry.get(`model:${model}`);
+      metrics.observer.decision!(ev(model));
+    }
+    const byModel = new Map(feed.tick().models.map((m) => [m.model, m]));
+    expect(byModel.get("big")).toMatchObject({ hasBreaker: true, breaker: "closed", fallback: "small", concurrency: 4, ttftLimitMs: 1000, itlLimitMs: 50, pacingMs: 0, admitTotal: 1 });
+    expect(byModel.get("plain")).toMatchObject({ hasBreaker: false, ttftMs: null, pacingMs: null, admitTotal: 1 });
+    registry.stopAll();
+  });
+});
+
+describe("dashboard feed - frames that share a scan", () => {
+  it("numbers every frame, so a frame made from the cached scan (same ts) is still told apart and keeps its own counts", () => {
+    const clock = new ManualClock();
+    const registry = new ScopeRegistry({ policy: parsePolicy(POLICY), clock });
+    const source = { registry, clock, admissions: { waiting: 0, leases: { size: 0 } }, serving: true };
+    const metrics = new SluiceMetrics({ defaultMetrics: false, scan: { maxAgeMs: 60_000 } });
+    metrics.bind(source, () => true);
+    const feed = new DashboardFeed({ metrics, source, connected: () => true });
+    const reject = { ts: 0, key: "k", model: "m", scopes: {}, tokens: 0, cost: 0, decision: "reject" as const, reason: "circuit_open" as const };
+    registry.get("model:m");
+    const first = feed.tick();
+    metrics.observer.decision!(reject);
+    metrics.observer.decision!(reject);
+    clock.advance(1000); // the scan is cached (maxAgeMs 60 s): the next frame reads the same scan and ts
+    const second = feed.tick();
+    expect(second.ts).toBe(first.ts);
+    expect(second.seq).toBe(first.seq + 1);
+    expect(second.models.find((m) => m.model === "m")).toMatchObject({ rejects: { circuit_open: 2 }, rejectTotal: 2 });
+    expect(feed.history().map((p) => p.seq)).toEqual([first.seq, second.seq]);
+    expect(feed.history()[1]!.m.m!.r).toEqual({ circuit_open: 2 });
     registry.stopAll();
   });
 });
