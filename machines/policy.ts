@@ -191,6 +191,15 @@ export function effectivePolicy(doc: PolicyDocument, kind: string, value: string
   return base as ScopePolicy;
 }
 
+/**
+ * Do these limits give a scope anything to keep? Without rates, budgets, concurrency, a
+ * breaker, pacing or latency averages, a scope never refuses and never holds state: it is
+ * back at its defaults after every call.
+ */
+export function limitsHoldState(l: ResolvedLimits): boolean {
+  return l.buckets.length > 0 || l.budgets.length > 0 || l.concurrency !== undefined || l.breaker !== undefined || l.adaptive !== undefined || l.latency !== undefined;
+}
+
 /** Resolve a scope's policy into the limits its actor enforces. */
 export function resolveLimits(policy: ScopePolicy): ResolvedLimits {
   const buckets: BucketLimit[] = [];

@@ -487,11 +487,15 @@ export function scopeUseInPlace(ctx: ScopeContext, usage: Usage, now: number, no
   ctx.lastActiveAt = now;
 }
 
-/** New latency averages from the report pipeline. */
+/**
+ * New latency averages from the report pipeline. Ignored where the limits have no latency
+ * policy (the pipeline may still be smoothing reports from before a policy change took it away).
+ */
 export function scopeLatency(ctx0: ScopeContext, ttft: AverageState | undefined, itl: AverageState | undefined, now: number): Step {
   const adv = scopeAdvance(ctx0, now);
   const notices = adv.notices;
   const ctx = scopeCopy(adv.ctx);
+  if (!ctx.limits.latency) return { ctx, notices };
   if (ttft) ctx.ttft = ttft;
   if (itl) ctx.itl = itl;
   const over = latencyOver(ctx, now);
@@ -601,6 +605,17 @@ export function scopeNextWake(ctx: ScopeContext): number | null {
   for (const b of ctx.budgets) if (b.resetAt !== null) at = at === null ? b.resetAt : Math.min(at, b.resetAt);
   if (ctx.breaker?.state === "open") at = at === null ? ctx.breaker.until : Math.min(at, ctx.breaker.until);
   return at;
+}
+
+/**
+ * Would this scope hold nothing but defaults at `now`, once the resets and cooldowns due by
+ * then are applied ({@link scopeAdvance})? A sleeping scope for which this holds can be
+ * dropped: a new one would be the same. A context without limits (from an old snapshot;
+ * the policy gives them on waking) is never taken for one.
+ */
+export function scopeIsPristineAt(ctx: ScopeContext, now: number): boolean {
+  if (!ctx.limits) return false;
+  return scopeIsPristine(scopeAdvance(ctx, now).ctx, now);
 }
 
 /** Does this scope hold nothing but defaults (safe to drop when idle)? */

@@ -6,7 +6,8 @@ import { readFileSync } from "node:fs";
 import { credsAuthenticator, type NodeConnectionOptions } from "@nats-io/transport-node";
 import { z } from "zod";
 import { stateNames } from "./persistence/stateNames.js";
-import { DEFAULT_MAX_LIVE_SCOPES, DEFAULT_MAX_SCOPES } from "./registry/ScopeRegistry.js";
+import { scopeCapsFor } from "./registry/scopeCaps.js";
+import { oldGenerationFigures } from "./service/HeapWatch.js";
 
 /** Defaults, with units in their names. */
 export const DEFAULT_CONFIG = {
@@ -43,8 +44,8 @@ const envSchema = z.object({
   SLUICE_JOURNAL_DUPLICATE_WINDOW_MS: z.coerce.number().int().min(100).default(2 * 60_000),
   SLUICE_MAX_PENDING_APPENDS: z.coerce.number().int().min(1).default(10_000),
   SLUICE_IDLE_MS: z.coerce.number().int().min(1).default(600_000),
-  SLUICE_MAX_SCOPES: z.coerce.number().int().min(1).default(DEFAULT_MAX_SCOPES),
-  SLUICE_MAX_LIVE_SCOPES: z.coerce.number().int().min(1).default(DEFAULT_MAX_LIVE_SCOPES),
+  SLUICE_MAX_SCOPES: z.coerce.number().int().min(1).optional(),
+  SLUICE_MAX_LIVE_SCOPES: z.coerce.number().int().min(1).optional(),
   SLUICE_EVENT_THREAD: z.enum(["on", "off"]).default("on"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default(DEFAULT_CONFIG.logLevel),
 });
@@ -80,12 +81,17 @@ export interface SluiceConfig {
   };
   /** Passivate scopes idle this long, ms (`SLUICE_IDLE_MS`). */
   idleMs: number;
-  /** Most scopes, live and passivated (`SLUICE_MAX_SCOPES`); past it new ones are refused `unavailable`. */
+  /**
+   * Most scopes, live and passivated (`SLUICE_MAX_SCOPES`); past it new ones are refused
+   * `unavailable`. Default: in proportion to the heap (see `scopeCapsFor`), 2 000 000 with
+   * npm start's 1280 MB.
+   */
   maxScopes: number;
   /**
    * Most live scope actors (`SLUICE_MAX_LIVE_SCOPES`): an admission that would bring one
    * more to life is refused `unavailable`; past 80% of it, scopes holding nothing are
-   * passivated before their idle time.
+   * passivated before their idle time. Default: in proportion to the heap, 120 000 with
+   * npm start's 1280 MB.
    */
   maxLiveScopes: number;
   /** Publish decision events from a thread with a NATS connection of its own (`SLUICE_EVENT_THREAD`, default on). */
@@ -99,8 +105,12 @@ export class ConfigError extends Error {
   }
 }
 
-/** Read the settings from `env`; throws {@link ConfigError} naming the variable. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): SluiceConfig {
+/**
+ * Read the settings from `env`; throws {@link ConfigError} naming the variable. The caps on
+ * scopes that are not set follow `heapCeilingBytes`, the old generation's ceiling (default:
+ * this process's).
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, heapCeilingBytes: number = oldGenerationFigures().ceiling): SluiceConfig {
   const r = envSchema.safeParse(env);
   if (!r.success) {
     const issue = r.error.issues[0]!;
@@ -130,6 +140,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SluiceConfig {
     natsOptions.tls = { caFile: e.NATS_TLS_CA, certFile: e.NATS_TLS_CERT, keyFile: e.NATS_TLS_KEY };
   }
   const names = stateNames(e.SLUICE_PREFIX);
+  const caps = scopeCapsFor(heapCeilingBytes);
   return {
     natsUrl: e.NATS_URL,
     natsOptions,
@@ -151,8 +162,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): SluiceConfig {
             maxPendingAppends: e.SLUICE_MAX_PENDING_APPENDS,
           },
     idleMs: e.SLUICE_IDLE_MS,
-    maxScopes: e.SLUICE_MAX_SCOPES,
-    maxLiveScopes: e.SLUICE_MAX_LIVE_SCOPES,
+    maxScopes: e.SLUICE_MAX_SCOPES ?? caps.maxScopes,
+    maxLiveScopes: e.SLUICE_MAX_LIVE_SCOPES ?? caps.maxLive,
     eventThread: e.SLUICE_EVENT_THREAD === "on",
   };
 }

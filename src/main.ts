@@ -70,6 +70,7 @@ async function main(): Promise<void> {
     ...config.natsOptions,
   });
   logger.info({ server: nc.getServer(), prefix: config.prefix }, "connected to NATS");
+  logger.info({ maxScopes: config.maxScopes, maxLiveScopes: config.maxLiveScopes }, "caps on scopes (SLUICE_MAX_SCOPES, SLUICE_MAX_LIVE_SCOPES)");
   void (async () => {
     for await (const s of nc.status()) logger.info({ status: s.type }, "NATS connection status");
   })();

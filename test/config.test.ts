@@ -33,3 +33,20 @@ describe("config from the environment", () => {
     expect(loadConfig({ SLUICE_EVENT_THREAD: "off" }).eventThread).toBe(false);
   });
 });
+
+describe("caps on scopes", () => {
+  const MB = 2 ** 20;
+
+  it("follow the heap where they are not set: the measured defaults at npm start's 1280 MB", () => {
+    expect(loadConfig({}, 1280 * MB)).toMatchObject({ maxScopes: 2_000_000, maxLiveScopes: 120_000 });
+    // SLUICE_MAX_HEAP_MB=4096: 3.2 times as many, without raising two more settings with it.
+    expect(loadConfig({}, 4096 * MB)).toMatchObject({ maxScopes: 6_400_000, maxLiveScopes: 384_000 });
+    expect(loadConfig({}, 320 * MB)).toMatchObject({ maxScopes: 500_000, maxLiveScopes: 30_000 });
+  });
+
+  it("keep a floor on a tiny heap, and take what is set over what the heap suggests", () => {
+    expect(loadConfig({}, 1 * MB)).toMatchObject({ maxScopes: 10_000, maxLiveScopes: 1_000 });
+    expect(loadConfig({ SLUICE_MAX_SCOPES: "5000", SLUICE_MAX_LIVE_SCOPES: "700" }, 4096 * MB)).toMatchObject({ maxScopes: 5000, maxLiveScopes: 700 });
+    expect(() => loadConfig({ SLUICE_MAX_LIVE_SCOPES: "0" })).toThrow(/^SLUICE_MAX_LIVE_SCOPES="0": /);
+  });
+});

@@ -1,4 +1,4 @@
-import { scopeIsPristine } from "../../machines/scope.js";
+import { scopeIsPristineAt } from "../../machines/scope.js";
 import type { Clock } from "../clock.js";
 import type { Logger } from "../log.js";
 import type { ScopeRegistry } from "./ScopeRegistry.js";
@@ -16,8 +16,9 @@ export const DEFAULT_PASSIVATION = {
    */
   perSweep: 20_000,
   /**
-   * Most actors passivated per slice: about 3 µs each (a context packed as JSON, the
-   * actor stopped), so a slice stays under about 6 ms however many went idle at once.
+   * Most actors passivated per slice: 3–6 µs each (a context packed, the actor stopped;
+   * `.tmp/passprobe.mjs`: 2,000 in 12–27 ms on a slow day, GC included), so a slice stays
+   * in the low milliseconds however many went idle at once.
    */
   maxPassivatedPerSweep: 2_000,
   /**
@@ -28,6 +29,15 @@ export const DEFAULT_PASSIVATION = {
   hurryFraction: 0.1,
   /** Fewest actors looked at per slice. */
   minPerSweep: 64,
+  /**
+   * Dormant contexts looked at per slice, to drop those that time has brought back to
+   * defaults (`ScopeRegistry.reclaimDormant`): about 2.2 µs each (`.tmp/reclaimprobe.mjs`
+   * scratch script, 100,000 dormant keys of the memory series' policy), so 200 per 100 ms
+   * is under 0.5% of a core and a pass over 2,000,000 takes about 17 minutes. While the
+   * registry is full (new scopes refused), `dormantPerSweepFull` per slice.
+   */
+  dormantPerSweep: 200,
+  dormantPerSweepFull: 2_000,
   /**
    * Share of the registry's `maxLive` that live actors are kept under: past it, actors
    * holding nothing are passivated before their idle time, oldest first.
@@ -80,8 +90,12 @@ export class Passivator {
   private behind = false;
   /** When the last slice ran (its `now`). */
   private lastSweepAt: number | undefined;
-  /** Scopes passivated so far: dropped (pristine) and kept (with state); `early` of them before their idle time, over the live target. */
-  readonly counts = { dropped: 0, kept: 0, early: 0 };
+  /**
+   * Scopes passivated so far: dropped (pristine) and kept (with state); `early` of them before
+   * their idle time, over the live target. `reclaimed`: dormant ones dropped since, time having
+   * brought them back to defaults.
+   */
+  readonly counts = { dropped: 0, kept: 0, early: 0, reclaimed: 0 };
 
   constructor(private readonly opts: PassivatorOptions) {
     this.idleMs = opts.idleMs ?? DEFAULT_PASSIVATION.idleMs;
@@ -142,7 +156,9 @@ export class Passivator {
       const ctx = actor.getSnapshot().context;
       const idle = now - ctx.lastActiveAt >= this.idleMs;
       if ((!idle && !(pressed && registry.size > target)) || ctx.held > 0 || this.opts.busy?.(scope)) continue;
-      const keep = !scopeIsPristine(ctx, now);
+      // Judged as of now, with the resets due by now applied: a key idle past the end of its
+      // budget's day is dropped here rather than kept asleep until the dormant walk reaches it.
+      const keep = !scopeIsPristineAt(ctx, now);
       registry.remove(scope, keep);
       if (keep) this.counts.kept++;
       else this.counts.dropped++;
@@ -155,6 +171,9 @@ export class Passivator {
     this.behind =
       passivated >= this.maxPassivated || (looked >= this.perSweep && this.cursor !== undefined) || (registry.size > target && passivated > 0);
     if (passivated > 0) this.opts.logger?.debug({ passivated, live: registry.size, dormant: registry.dormantCount }, "passivated idle scopes");
+    const { reclaimed } = registry.reclaimDormant(registry.full ? DEFAULT_PASSIVATION.dormantPerSweepFull : DEFAULT_PASSIVATION.dormantPerSweep, now);
+    this.counts.reclaimed += reclaimed;
+    if (reclaimed > 0) this.opts.logger?.debug({ reclaimed, dormant: registry.dormantCount }, "dropped sleeping scopes back at their defaults");
     return passivated;
   }
 }

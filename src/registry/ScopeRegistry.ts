@@ -1,6 +1,6 @@
 import { type Actor, type InspectionEvent, createActor } from "xstate";
 import { type PolicyDocument, effectivePolicy, parseScope, resolveLimits, type ResolvedLimits } from "../../machines/policy.js";
-import { type ScopeContext, type ScopeNotice, scopeClone } from "../../machines/scope.js";
+import { type ScopeContext, type ScopeNotice, scopeClone, scopeIsPristineAt } from "../../machines/scope.js";
 import { scopeLogic, scopeLogicImmutable } from "../../machines/scopeLogic.js";
 import { DormantStore } from "./DormantStore.js";
 import { scopeMachine } from "../../machines/scopeMachine.js";
@@ -22,12 +22,13 @@ export function scopeStateOf(actor: ScopeActor): unknown {
 
 /**
  * Default cap on scopes, live and passivated together; past it new scopes are
- * refused `unavailable`. Measured: ~4.6 KB per live actor, ~435 B per passivated
- * scope. With at most {@link DEFAULT_MAX_LIVE_SCOPES} live (550 MB), 1.2 M scopes
- * (another 470 MB asleep) leave about 250 MB of the default heap ceiling (1280 MB)
- * for leases, idempotency ids and garbage; raise them together.
+ * refused `unavailable`. Measured (`npm run bench`, memory series): ~4.8 KB per live
+ * actor, ~220 B per passivated scope. With at most {@link DEFAULT_MAX_LIVE_SCOPES} live
+ * (580 MB), 2 M scopes (another 410 MB asleep) leave about 290 MB of the default heap
+ * ceiling (1280 MB) for leases, idempotency ids and garbage. The service scales both to
+ * its own heap (`scopeCapsFor`).
  */
-export const DEFAULT_MAX_SCOPES = 1_200_000;
+export const DEFAULT_MAX_SCOPES = 2_000_000;
 
 /**
  * Default cap on live scope actors. An admission that would bring one more to life
@@ -63,9 +64,12 @@ export class ScopeRegistry {
   /** Resolved limits of each kind's default, shared by every scope of the kind without an override. */
   private readonly defaultLimits = new Map<string, ResolvedLimits>();
   private doc: PolicyDocument;
-  private readonly maxScopes: number;
+  /** Most scopes, live and passivated together (see {@link full}). */
+  readonly maxScopes: number;
   /** Most live actors an admission may bring to life (see {@link hasLiveRoomFor}). */
   readonly maxLive: number;
+  /** Where the walk over the dormant contexts ({@link reclaimDormant}) resumes. */
+  private dormantCursor: Iterator<string> | undefined;
 
   constructor(private readonly opts: ScopeRegistryOptions) {
     this.doc = opts.policy;
@@ -226,16 +230,48 @@ export class ScopeRegistry {
 
   /**
    * Keep `ctx` as the dormant context of `scope` (a restored snapshot): the actor comes back
-   * from it on next use. A live actor of `scope` is left alone.
+   * from it on next use. `pack` it for a long sleep (as passivation does), or keep the object
+   * while it is still being updated (replay). A live actor of `scope` is left alone.
    */
-  setDormant(scope: string, ctx: ScopeContext): void {
+  setDormant(scope: string, ctx: ScopeContext, pack = false): void {
     if (this.actors.has(scope)) return;
-    this.dormant.set(scope, ctx);
+    this.dormant.set(scope, ctx, pack);
   }
 
   /** Number of passivated scopes whose context is kept. */
   get dormantCount(): number {
     return this.dormant.size;
+  }
+
+  /**
+   * Look at up to `max` dormant contexts, resuming where the last call stopped, and drop
+   * those that time alone has brought back to defaults: buckets refilled, budget periods
+   * over, cooldowns past (`scopeIsPristineAt`). A sleeping scope is otherwise kept
+   * forever, so that every key ever seen would count against `maxScopes` and, once they
+   * filled it, every new key would be refused. Returns how many were looked at and dropped.
+   */
+  reclaimDormant(max: number, now: number): { looked: number; reclaimed: number } {
+    let looked = 0;
+    let reclaimed = 0;
+    let restarted = false;
+    while (looked < max) {
+      this.dormantCursor ??= this.dormant.keys();
+      const next = this.dormantCursor.next();
+      if (next.done) {
+        this.dormantCursor = undefined;
+        // Round the end at most once per call: a store smaller than `max` is not walked round and round.
+        if (restarted || this.dormant.size === 0) break;
+        restarted = true;
+        continue;
+      }
+      looked++;
+      const ctx = this.dormant.get(next.value);
+      if (ctx && scopeIsPristineAt(ctx, now)) {
+        this.dormant.delete(next.value);
+        reclaimed++;
+      }
+    }
+    return { looked, reclaimed };
   }
 
   /** Stop every actor. */

@@ -2,7 +2,7 @@ import fc from "fast-check";
 import { createActor } from "xstate";
 import { describe, expect, it } from "vitest";
 import { resolveLimits } from "../../machines/policy.js";
-import type { ScopeNotice } from "../../machines/scope.js";
+import { type ScopeNotice, scopeInit, scopeLatency } from "../../machines/scope.js";
 import { scopeLogic, scopeLogicImmutable } from "../../machines/scopeLogic.js";
 import { type ScopeEvent, scopeMachine } from "../../machines/scopeMachine.js";
 import { ManualClock } from "../../src/clock.js";
@@ -122,5 +122,18 @@ describe("registry - which logic a scope runs", () => {
     expect(scopeStateOf(moved)).toBe("closed");
     expect((moved as { logic: unknown }).logic).toBe(scopeMachine);
     expect(moved.getSnapshot().context.budgets[0]!.used).toBe(2.5);
+  });
+});
+
+describe("scope - latency averages", () => {
+  it("are taken where the limits have a latency policy, and ignored where they have none (as after a policy change removed it)", () => {
+    const avg = { s: 900, w: 1, at: T0 };
+    const shedding = resolveLimits({ latency: { ttftMs: 500, tauMs: 1_000 } });
+    const step = scopeLatency(scopeInit("model:m", shedding, T0), avg, undefined, T0);
+    expect(step.ctx.ttft).toEqual(avg);
+    expect(step.ctx.overloaded).toBe(true);
+    expect(step.notices.map((n) => n.type)).toEqual(["overloaded.on"]);
+    const none = scopeLatency(scopeInit("model:m", limits, T0), avg, avg, T0);
+    expect([none.ctx.ttft, none.ctx.itl, none.ctx.overloaded, none.notices]).toEqual([null, null, false, []]);
   });
 });

@@ -1,3 +1,4 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { resolveLimits } from "../../machines/policy.js";
 import { scopeAdmit, scopeInit, scopeSettle } from "../../machines/scope.js";
@@ -7,6 +8,12 @@ import { DormantStore } from "../../src/registry/DormantStore.js";
 import { ScopeRegistry } from "../../src/registry/ScopeRegistry.js";
 
 const T0 = Date.UTC(2026, 10, 23, 9);
+
+/** How the store keeps a context packed by shape (its internals, looked at by these tests). */
+interface Shaped {
+  shape: { pieces: string[] };
+  values: number[];
+}
 
 describe("dormant contexts", () => {
   it("packs a context for a long sleep and gives back an equal one, sharing the limits object", () => {
@@ -43,8 +50,58 @@ describe("dormant contexts", () => {
     // Kept under another name than its own (never done by the registry), it still keeps its own.
     store.set("key:other", ctx, true);
     expect(store.get("key:other")!.scope).toBe("key:mk-1");
-    const packed = (store as unknown as { m: Map<string, { json: string }> }).m.get("key:mk-1")!.json;
-    expect(Object.keys(JSON.parse(packed)).sort()).toEqual(["buckets", "budgetExhausted", "budgets", "lastActiveAt"]);
+    const packed = (store as unknown as { m: Map<string, Shaped> }).m.get("key:mk-1")!;
+    expect(Object.keys(JSON.parse(packed.shape.pieces.join("0"))).sort()).toEqual(["buckets", "budgetExhausted", "budgets", "lastActiveAt"]);
+  });
+
+  it("keeps of each context only its numbers; contexts of one structure and limits share the rest", () => {
+    const limits = resolveLimits({ rpm: 60, budget: { limit: 1_000, unit: "requests", period: "day", calendar: true } });
+    const store = new DormantStore();
+    const ctxs = [1, 2, 3].map((i) => scopeAdmit(scopeInit(`key:k${i}`, limits, T0), { tokens: 0, cost: 0 }, false, T0 + i / 3).ctx);
+    ctxs.forEach((c) => store.set(c.scope, c, true));
+    const m = (store as unknown as { m: Map<string, Shaped> }).m;
+    const [a, b, c] = ctxs.map((x) => m.get(x.scope)!);
+    expect(a!.shape).toBe(b!.shape);
+    expect(b!.shape).toBe(c!.shape);
+    // level, at; used, reserved, periodStart, resetAt; lastActiveAt.
+    const b0 = ctxs[0]!.budgets[0]!;
+    expect(a!.values).toEqual([59, T0 + 1 / 3, b0.used, b0.reserved, b0.periodStart, b0.resetAt, T0 + 1 / 3]);
+    ctxs.forEach((x) => expect(store.get(x.scope)).toEqual(x));
+    // Another limits object (a policy change, an override): a shape of its own.
+    const other = resolveLimits({ rpm: 60, budget: { limit: 1_000, unit: "requests", period: "day", calendar: true } });
+    store.set("key:k4", { ...ctxs[0]!, scope: "key:k4", limits: other }, true);
+    expect(m.get("key:k4")!.shape).not.toBe(a!.shape);
+    expect(store.get("key:k4")!.limits).toBe(other);
+  });
+
+  it("packs as plain JSON a context whose strings could be taken for the number mark, and gives it back", () => {
+    const limits = resolveLimits({ rpm: 60 });
+    const ctx = scopeAdmit(scopeInit("key:x", limits, T0), { tokens: 0, cost: 0 }, false, T0 + 1).ctx;
+    const store = new DormantStore();
+    for (const odd of ["\u0000#", 'end"\u0000#', 'a"\u0000#"b']) {
+      const named = { ...ctx, scope: odd };
+      store.set("key:x", named, true);
+      expect(store.get("key:x")).toEqual(named);
+    }
+  });
+
+  it("gives back every number exactly (property)", () => {
+    const limits = resolveLimits({ rpm: 60, tpm: 1_000, budget: { limit: 3.3, period: "day", calendar: true } });
+    const base = scopeAdmit(scopeInit("key:p", limits, T0), { tokens: 10, cost: 0.5 }, false, T0 + 1).ctx;
+    const num = fc.double({ noNaN: true, noDefaultInfinity: true }).filter((x) => !Object.is(x, -0));
+    const store = new DormantStore();
+    fc.assert(
+      fc.property(num, num, num, num, fc.integer({ min: 0, max: 5 }), (level, at, used, last, held) => {
+        const ctx = structuredClone({ ...base, limits: undefined }) as unknown as typeof base;
+        ctx.limits = limits;
+        ctx.buckets.rpm = { level, at };
+        ctx.budgets[0]!.used = used;
+        ctx.lastActiveAt = last;
+        ctx.held = held;
+        store.set("key:p", ctx, true);
+        expect(store.get("key:p")).toEqual(ctx);
+      }),
+    );
   });
 
   it("scopes of a kind without an override share one limits object; an override gets its own", () => {

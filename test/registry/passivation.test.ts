@@ -91,6 +91,13 @@ describe("passivation - the bound on scopes counts sleeping ones too", () => {
     // key:a wakes with its usage; no new scope was needed.
     expect(admit("a").decision).toBe("admit");
     expect(registry.context("key:a")!.budgets[0]).toMatchObject({ used: 1, reserved: 1 });
+    // A scope without limits needs no room: it never sleeps with state, so a full registry does not refuse it.
+    const named = (scopes: Record<string, string>) => admissions.admit(admitRequestSchema.parse({ key: "a", model: "m", scopes })) as any;
+    expect(named({ job: "j1" }).decision).toBe("admit");
+    expect(registry.peek("job:j1")).toBeDefined();
+    clock.advance(2 * MINUTE);
+    expect(registry.peek("job:j1")).toBeUndefined();
+    expect(registry.isDormant("job:j1")).toBe(false); // dropped as pristine, not kept
   });
 });
 
@@ -281,5 +288,63 @@ describe("passivation - the cap on live actors", () => {
     expect(admissions.report(reportSchema.parse({ lease: a.lease, outcome: "ok", cost: 2 }))).toMatchObject({ status: "applied" });
     expect(registry.size).toBe(4);
     expect(registry.context("key:a")!.budgets[0]).toMatchObject({ used: 2, reserved: 1 });
+  });
+});
+
+describe("passivation - sleeping scopes that time brings back to defaults", () => {
+  const HOUR = 60 * MINUTE;
+
+  it("are dropped once their buckets refill and their budget period is over; a lifetime budget keeps its scope", () => {
+    const s = setup(
+      {
+        scopes: {
+          key: { default: { rpm: 2, budget: { limit: 100, period: "day", calendar: true } } },
+          team: { default: { budget: { limit: 100, unit: "requests" } } },
+        },
+      },
+      MINUTE,
+    );
+    for (const key of ["a", "b"]) s.admit({ key, cost: 1, scopes: { team: "t" } });
+    // The leases expire at their estimate (a minute), then the scopes sleep.
+    s.clock.advance(3 * MINUTE);
+    // Asleep, usage kept: the day's budget (and the team's, which has no period).
+    expect(s.registry.dormantCount).toBe(3);
+    expect(s.passivator.counts.reclaimed).toBe(0);
+    // The next day: the keys' budgets would reset and their buckets are full, so they are gone; the team stays.
+    s.clock.advance(24 * HOUR);
+    expect(s.passivator.counts.reclaimed).toBe(2);
+    expect(s.registry.isDormant("key:a")).toBe(false);
+    expect(s.registry.isDormant("team:t")).toBe(true);
+    expect(s.registry.dormantContext("team:t")!.budgets[0]!.used).toBe(2);
+    // A key that comes back starts afresh, as it would have after the reset.
+    expect(s.admit({ key: "a" }).decision).toBe("admit");
+    expect(s.registry.context("key:a")!.budgets[0]!.used).toBe(0);
+  });
+
+  it("a live scope idle past its budget's period is dropped when passivated, not kept asleep", () => {
+    const s = setup({ scopes: { key: { default: { rpm: 2, budget: { limit: 100, period: "hour", calendar: true } } } } }, 2 * HOUR);
+    const d = s.admit({ key: "a", cost: 1 });
+    s.report({ lease: d.lease, outcome: "ok", cost: 1 });
+    expect(s.registry.context("key:a")!.budgets[0]!.used).toBe(1);
+    // Idle for two hours: the hour's budget has reset by the time it is passivated.
+    s.clock.advance(2 * HOUR + MINUTE);
+    expect(s.registry.peek("key:a")).toBeUndefined();
+    expect(s.registry.isDormant("key:a")).toBe(false);
+    expect([s.passivator.counts.dropped, s.passivator.counts.kept]).toEqual([2, 0]); // the key and its model
+  });
+
+  it("are looked at a bounded number per slice, resuming where the last stopped", () => {
+    const s = setup({ scopes: { key: { default: { rph: 1 } } } }, MINUTE);
+    for (let i = 0; i < 500; i++) s.admit({ key: `k${i}` });
+    s.passivator.stop();
+    for (let i = 0; i < 50 && s.registry.dormantCount < 500; i++) s.passivator.sweep(s.clock.now() + 2 * MINUTE + i);
+    expect(s.registry.dormantCount).toBe(500);
+    // Within the hour nothing is back at its defaults; after it, each call drops as many as it looks at, no more.
+    expect(s.registry.reclaimDormant(100, s.clock.now() + 30 * MINUTE)).toEqual({ looked: 100, reclaimed: 0 });
+    const later = s.clock.now() + 2 * HOUR;
+    expect(s.registry.reclaimDormant(120, later)).toEqual({ looked: 120, reclaimed: 120 });
+    expect(s.registry.reclaimDormant(1_000, later)).toEqual({ looked: 380, reclaimed: 380 });
+    expect(s.registry.dormantCount).toBe(0);
+    expect(s.registry.reclaimDormant(10, later)).toEqual({ looked: 0, reclaimed: 0 });
   });
 });

@@ -71,7 +71,7 @@ describe("admissions while memory is short", () => {
     // Live scopes without an id are served; a repeated id gets its first decision.
     expect(admit({ key: "a" }).decision).toBe("admit");
     expect(registry.context("key:a")!.budgets[0]).toMatchObject({ reserved: 2 });
-    expect(admit({ key: "a", id: "r1" })).toBe(admit({ key: "a", id: "r1" }));
+    expect(admit({ key: "a", id: "r1" })).toStrictEqual(admit({ key: "a", id: "r1" }));
     expect(registry.context("key:a")!.budgets[0]).toMatchObject({ reserved: 2 });
     short = false;
     expect(admit({ key: "c" }).decision).toBe("admit");
