@@ -3,9 +3,13 @@
  * then the journal entries after them, each applied to the scopes its snapshot
  * does not already include.
  */
-import { type ScopeContext, scopeInit } from "../../machines/scope.js";
+import type { ResolvedLimits } from "../../machines/policy.js";
+import { type ScopeContext, scopeInit, scopeIsPristineAt } from "../../machines/scope.js";
 import { scopeStep } from "../../machines/scopeMachine.js";
+import { resolvedLimitsSchema } from "../protocol/policySchema.js";
+import { describeZodError } from "../protocol/schemas.js";
 import type { ScopeRegistry } from "../registry/ScopeRegistry.js";
+import { contextFault } from "./contextFault.js";
 import type { LogEntry } from "./entry.js";
 import type { ScopeSnapshot } from "./SnapshotStore.js";
 
@@ -35,23 +39,103 @@ export class Restorer {
   private minSeq = Number.POSITIVE_INFINITY;
   /** Sequence of the last complete snapshot round: every snapshot is valid up to it. */
   private roundSeq = 0;
+  /** One limits object per distinct limits among the snapshots (by their JSON), or why they are not limits. */
+  private readonly limitsByJson = new Map<string, ResolvedLimits | { fault: string }>();
 
-  constructor(private readonly registry: ScopeRegistry) {}
+  /** Snapshots left out because time had brought them back to defaults by `now`. */
+  skipped = 0;
+  /** Snapshots left out because they could not be read as ones sluice writes (see {@link unreadable}). */
+  unreadableCount = 0;
+  /** The first few of them: the KV key or scope, and what was wrong. */
+  readonly unreadableExamples: string[] = [];
+
+  /**
+   * @param now the time of the restart: a snapshot that holds nothing but defaults by then
+   *   (buckets refilled, budget periods over) is left out, as the Passivator would drop it.
+   *   Undefined: every snapshot is kept.
+   */
+  constructor(
+    private readonly registry: ScopeRegistry,
+    private readonly now?: number,
+  ) {}
 
   /**
    * Put every snapshot into the registry as a dormant context. `roundSeq`: the sequence of
    * the last complete snapshot round (a scope whose snapshot is older did not change since).
    */
   load(snaps: Iterable<ScopeSnapshot>, roundSeq = 0): number {
-    this.roundSeq = roundSeq;
+    this.setRoundSeq(roundSeq);
     let n = 0;
     for (const s of snaps) {
+      this.add(s);
       n++;
-      this.seqOf.set(s.scope, s.seq);
-      if (s.seq < this.minSeq) this.minSeq = s.seq;
-      if (s.ctx) this.registry.setDormant(s.scope, withoutInFlight(s.ctx));
     }
     return n;
+  }
+
+  /** Set the sequence of the last complete snapshot round (see {@link load}). */
+  setRoundSeq(roundSeq: number): void {
+    this.roundSeq = roundSeq;
+  }
+
+  /**
+   * Put one snapshot into the registry as a dormant context, packed as passivation packs
+   * one: a restart with millions of snapshots must fit the heap they were taken in.
+   */
+  add(s: ScopeSnapshot): void {
+    let limits: ResolvedLimits | undefined;
+    // `ctx: null` marks a scope dropped as pristine; anything else must be a context.
+    if (s.ctx !== null) {
+      // Checked before anything is kept: a context that is not one sluice writes would throw
+      // in the actor that wakes with it. Its scope starts again from the journal entries after
+      // the last round, as if it had no snapshot. One stored without limits wakes with the
+      // policy's, so its state is checked against those.
+      const own = typeof s.ctx === "object" ? (s.ctx as { limits?: unknown }).limits : undefined;
+      const shared = own === undefined || own === null ? undefined : this.shared(s.scope, own);
+      const fault = shared && "fault" in shared ? shared.fault : contextFault(s.ctx, s.scope, shared ?? this.registry.limitsFor(s.scope));
+      if (fault !== undefined) {
+        this.unreadable(`${s.scope}: ctx.${fault}`);
+        return;
+      }
+      limits = shared as ResolvedLimits | undefined;
+    }
+    this.seqOf.set(s.scope, s.seq);
+    if (s.seq < this.minSeq) this.minSeq = s.seq;
+    if (s.ctx === null) return;
+    const ctx = withoutInFlight(s.ctx);
+    ctx.limits = limits as ResolvedLimits;
+    if (this.now !== undefined && scopeIsPristineAt(ctx, this.now)) {
+      this.skipped++;
+      return;
+    }
+    this.registry.setDormant(s.scope, ctx, true);
+  }
+
+  /**
+   * The one object for limits equal to `limits`: the registry's own for `scope` where they
+   * are the policy's now. Each snapshot's context comes with limits of its own, parsed from
+   * its JSON; a million copies of the same limits would take more memory than the scopes,
+   * and their contexts could not share a packed structure (see DormantStore).
+   */
+  private shared(scope: string, limits: unknown): ResolvedLimits | { fault: string } {
+    const json = JSON.stringify(limits);
+    let one = this.limitsByJson.get(json);
+    if (!one) {
+      const current = this.registry.limitsFor(scope);
+      if (JSON.stringify(current) === json) one = current;
+      else {
+        const r = resolvedLimitsSchema.safeParse(limits);
+        one = r.success ? (limits as ResolvedLimits) : { fault: `limits.${describeZodError(r.error)}` };
+      }
+      this.limitsByJson.set(json, one);
+    }
+    return one;
+  }
+
+  /** Count a snapshot that could not be read (`what`: its key or scope, and why), keeping the first few. */
+  unreadable(what: string): void {
+    this.unreadableCount++;
+    if (this.unreadableExamples.length < 5) this.unreadableExamples.push(what);
   }
 
   /** The first journal sequence to replay: after the oldest snapshot, or 1 without snapshots. */
@@ -67,6 +151,14 @@ export class Restorer {
       const event = e.type === "reset" ? { type: "reset" as const, what: e.what, now: e.ts } : { type: "use" as const, usage: e.usage, now: e.ts };
       this.registry.setDormant(scope, scopeStep(ctx, event).ctx);
       this.touched.add(scope);
+    }
+  }
+
+  /** After the replay: pack the contexts it updated (kept as objects while it ran). */
+  finish(): void {
+    for (const scope of this.touched) {
+      const ctx = this.registry.dormantContext(scope);
+      if (ctx) this.registry.setDormant(scope, ctx, true);
     }
   }
 }

@@ -4,7 +4,7 @@
  * policy in force stays as it was.
  */
 import { z } from "zod";
-import { type PolicyDocument, type ScopePolicy, effectivePolicy } from "../../machines/policy.js";
+import { type PolicyDocument, RATE_KINDS, type ResolvedLimits, type ScopePolicy, effectivePolicy } from "../../machines/policy.js";
 import { describeZodError, scopeKindSchema } from "./schemas.js";
 import { badRequest } from "./errors.js";
 
@@ -110,6 +110,27 @@ export const policySchema = z.strictObject({
 // The schema and the machines' types describe the same scope policy.
 const _check: (p: z.output<typeof scopePolicy>) => ScopePolicy = (p) => p;
 void _check;
+
+/**
+ * A scope's limits as resolved from a policy (`resolveLimits`), in the shape a snapshot
+ * stores them: the policy's own parts, and a bucket per rate with its burst and rate per ms.
+ */
+export const resolvedLimitsSchema = z.strictObject({
+  buckets: z.array(
+    z.strictObject({ kind: z.enum(RATE_KINDS), limit: positive(), burst: positive(), ratePerMs: positive(), tokens: z.boolean() }),
+  ),
+  budgets: z.array(budget).max(8),
+  concurrency: scopeFields.concurrency.optional(),
+  breaker: breaker.optional(),
+  adaptive: adaptive.optional(),
+  latency: latency.optional(),
+  fallback: scopeFields.fallback.optional(),
+  parents: scopeFields.parents.optional(),
+});
+
+// The schema and the machines' type describe the same limits.
+const _checkLimits: (l: z.output<typeof resolvedLimitsSchema>) => ResolvedLimits = (l) => l;
+void _checkLimits;
 
 /** Validate a policy document; throws `bad_request` naming the first bad field. */
 export function parsePolicy(doc: unknown): PolicyDocument {
