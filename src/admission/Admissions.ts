@@ -1,5 +1,5 @@
 import { Subject } from "rxjs";
-import { DEFAULT_JITTER, DEFAULT_LEASE_TTL_MS, type PolicyDocument } from "../../machines/policy.js";
+import { DEFAULT_JITTER, DEFAULT_LEASE_TTL_MS, type PolicyDocument, limitsHoldState } from "../../machines/policy.js";
 import { type Demand, type LimitInfo, NO_HINTS, type Outcome, type ResetWhat, type ScopeContext, type ScopeHints, type ScopeVerdict, type Settlement, type Usage, scopeCheck, scopeHoldsSlots, scopeSlotLimit, settlementMatters } from "../../machines/scope.js";
 import type { ScopeEvent } from "../../machines/scopeMachine.js";
 import type { Clock } from "../clock.js";
@@ -9,6 +9,7 @@ import type { AdmitRequest, LimitsMode, Report } from "../protocol/schemas.js";
 import type { ScopeActor, ScopeRegistry } from "../registry/ScopeRegistry.js";
 import { type JournalEntry, type LogEntry, type ResetEntry, type UsageJournal, entryMsgID } from "../persistence/entry.js";
 import { ExpiryQueue } from "./ExpiryQueue.js";
+import { PackedDecision } from "./PackedDecision.js";
 import { type LeaseRecord, LeaseTable, type LeaseTombstone, hasBit } from "./LeaseTable.js";
 import { type Waiter, Waiters } from "./Waiters.js";
 
@@ -102,7 +103,8 @@ type Attempt =
 
 interface Remembered {
   until: number;
-  value: Decision | Promise<Decision>;
+  /** Packed once decided (a decision with every limit is eight objects); a waiting caller's promise until then. */
+  value: PackedDecision | Promise<Decision>;
 }
 
 /**
@@ -214,7 +216,7 @@ export class Admissions {
     const idKey = req.id === undefined ? undefined : `${req.key}\u0000${req.id}`;
     if (idKey !== undefined) {
       const hit = this.recent.get(idKey);
-      if (hit && hit.until > now) return hit.value;
+      if (hit && hit.until > now) return hit.value instanceof PackedDecision ? hit.value.unpack() : hit.value;
     }
     const scopes = this.resolveScopes(req, true);
     const blocker = this.waiters.blocks(scopes);
@@ -624,7 +626,9 @@ export class Admissions {
     if (a) return a;
     // Reviving a passivated scope adds nothing; only a new one counts against the bound (checked
     // for a whole admission in resolveScopes, so this is the backstop for other paths).
-    if (this.registry.full && !this.registry.isDormant(scope)) throw unavailable("too many scopes (live and passivated)");
+    if (this.registry.full && !this.registry.isDormant(scope) && limitsHoldState(this.registry.limitsFor(scope))) {
+      throw unavailable("too many scopes (live and passivated)");
+    }
     return this.registry.get(scope);
   }
 
@@ -644,13 +648,17 @@ export class Admissions {
     for (let i = 0; i < out.length; i++) {
       // Read the limits without creating an actor: a request refused for room must leave nothing behind.
       const live = this.registry.context(out[i]!);
+      const limits = live ? live.limits : this.registry.limitsFor(out[i]!);
       // The scope's own name string: a lease keeps its scopes for its lifetime, so share, don't copy.
       if (live) out[i] = live.scope;
       else {
         waking++;
-        if (!this.registry.isDormant(out[i]!)) fresh++;
+        // A scope without limits is not counted against maxScopes: it never sleeps with state (it is
+        // always dropped when idle), so it cannot fill the registry, and a full registry (after a
+        // restart, say) must not refuse every call to a model that has no limits of its own.
+        if (!this.registry.isDormant(out[i]!) && limitsHoldState(limits)) fresh++;
       }
-      const parents = (live ? live.limits : this.registry.limitsFor(out[i]!)).parents;
+      const parents = limits.parents;
       if (!parents) continue;
       for (const kind in parents) {
         const s = `${kind}:${parents[kind]}`;
@@ -891,7 +899,19 @@ export class Admissions {
 
   private remember(idKey: string | undefined, value: Decision | Promise<Decision>, until: number, now: number): void {
     if (idKey === undefined) return;
-    this.recent.set(idKey, { until, value });
+    if (value instanceof Promise) {
+      const entry: Remembered = { until, value };
+      this.recent.set(idKey, entry);
+      // Once decided, keep the decision packed (a refusal of the wait, e.g. shutting down, stays as it is).
+      value.then(
+        (d) => {
+          if (this.recent.get(idKey) === entry) entry.value = PackedDecision.pack(d);
+        },
+        () => undefined,
+      );
+    } else {
+      this.recent.set(idKey, { until, value: PackedDecision.pack(value) });
+    }
     this.recentOrder.push(idKey, until);
     // Remembered in nearly time order: drop expired ones from the front, and the oldest past the cap.
     const drop = (k: string, at: number) => {
@@ -912,14 +932,17 @@ export class Admissions {
   }
 }
 
-/** `fn` of each item, in order; a request error takes its item's place, anything else is thrown. */
+/**
+ * `fn` of each item, or the error it threw in its place. An unexpected error (a bug) is
+ * answered `internal` with it as the cause, for that item alone: the items before it were
+ * decided and must get their decisions, and the ones after it still get theirs.
+ */
 function eachOrRefusal<T, R>(items: readonly T[], fn: (item: T) => R): (R | SluiceRequestError)[] {
   return items.map((item) => {
     try {
       return fn(item);
     } catch (e) {
-      if (e instanceof SluiceRequestError) return e;
-      throw e;
+      return e instanceof SluiceRequestError ? e : new SluiceRequestError("internal", "internal error", { cause: e });
     }
   });
 }

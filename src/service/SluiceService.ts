@@ -201,7 +201,7 @@ export class SluiceService {
     const p = this.prefix;
     // State first: nothing is served before the snapshots and the journal are back in memory.
     if (this.persistence) {
-      await this.persistence.restore(this.registry, this.admissions);
+      await this.persistence.restore(this.registry, this.admissions, this.clock.now());
       await this.restorePolicy(this.persistence);
     }
     const svc = await new Svcm(this.nc).add({
@@ -473,6 +473,7 @@ export class SluiceService {
     let waiting = false;
     this.admissions.admitMany(valid).forEach((d, j) => {
       if (d instanceof Promise) waiting = true;
+      if (d instanceof SluiceRequestError && d.code === "internal") this.logger.error({ err: d.cause ?? d, item: at[j] }, "batch item failed");
       out[at[j]!] = d instanceof SluiceRequestError ? d.toReply() : d;
     });
     return waiting ? Promise.all(out) : out;

@@ -50,6 +50,7 @@ export function replyJson(out: FramePublisher, msg: ServiceMsg, value: unknown):
 export function replyError(msg: ServiceMsg, err: unknown, logger: Logger): void {
   const e = isSluiceRequestError(err) ? err : new SluiceRequestError("internal", "internal error", { cause: err });
   if (!isSluiceRequestError(err)) logger.error({ err, subject: msg.subject }, "request failed");
+  else if (err.code === "internal") logger.error({ err: err.cause ?? err, subject: msg.subject }, "request failed");
   if (!msg.reply) {
     logger.debug({ subject: msg.subject, code: e.code, message: e.message }, "refused a message sent without reply subject");
     return;

@@ -200,7 +200,10 @@ describe("admissions - idempotency", () => {
     const first = admitted(s.admit({ key: "k", model: "m", id: "req-1" }));
     s.clock.advance(100);
     const again = s.admit({ key: "k", model: "m", id: "req-1" });
-    expect(again).toBe(first);
+    // Equal, field for field, and a value of its own (kept packed, built anew for each repeat).
+    expect(again).toStrictEqual(first);
+    expect(again).not.toBe(first);
+    expect(JSON.stringify(again)).toBe(JSON.stringify(first));
     // One unit taken, at the first call; the repeat sent nothing to the actor.
     expect(s.ctx("key:k").buckets.rpm).toEqual({ level: 9, at: s.clock.now() - 100 });
     expect(s.ctx("key:k").held).toBe(1);
@@ -214,9 +217,23 @@ describe("admissions - idempotency", () => {
     admitted(s.admit({ key: "k", model: "m" }));
     const r = rejected(s.admit({ key: "k", model: "m", id: "x" }));
     s.clock.advance(500);
-    expect(s.admit({ key: "k", model: "m", id: "x" })).toBe(r);
+    expect(s.admit({ key: "k", model: "m", id: "x" })).toStrictEqual(r);
     s.clock.advance(500);
     admitted(s.admit({ key: "k", model: "m", id: "x" }));
+  });
+
+  it("a waiting caller's id repeats its promise, then the decision it came to", async () => {
+    const s = sluice({ scopes: { key: { default: { concurrency: 1, budget: { limit: 10, unit: "tokens" } } } } });
+    const holder = admitted(s.admit({ key: "k", model: "m" }));
+    const waiting = s.admitWaiting({ key: "k", model: "m", tokens: 2, waitMs: 5_000, id: "w" });
+    expect(s.admitWaiting({ key: "k", model: "m", tokens: 2, waitMs: 5_000, id: "w" })).toBe(waiting);
+    s.report({ lease: holder.lease, outcome: "ok" });
+    const decided = await waiting;
+    expect(decided).toMatchObject({ decision: "admit", limits: expect.arrayContaining([expect.objectContaining({ kind: "budget", unit: "tokens" })]) });
+    await flush();
+    const again = s.admit({ key: "k", model: "m", tokens: 2, waitMs: 5_000, id: "w" });
+    expect(again).toStrictEqual(decided);
+    expect(s.admissions.leases.size).toBe(1);
   });
 });
 
@@ -597,5 +614,27 @@ describe("admissions - several budgets on one scope", () => {
     // The request counter started over; the token counter kept the day's usage.
     expect(requests).toMatchObject({ used: 0, reserved: 1 });
     expect(tokens).toMatchObject({ used: 3_000, reserved: 1_000 });
+  });
+});
+
+describe("admissions - an unexpected failure of one admission", () => {
+  it("is that admission's `internal` error alone: the others of the turn keep their decisions and their counts", () => {
+    const clock = new ManualClock(EVENING);
+    const registry = new ScopeRegistry({ policy: parsePolicy({ scopes: { key: { default: { rpm: 60, burst: 5 } } } }), clock });
+    const get = registry.get.bind(registry);
+    // A bug reached only by one scope.
+    registry.get = (scope, restore) => {
+      if (scope === "key:boom") throw new TypeError("boom");
+      return get(scope, restore);
+    };
+    const admissions = new Admissions({ registry, clock });
+    const req = (key: string) => admitRequestSchema.parse({ key, model: "m" });
+    const [a, boom, b] = admissions.admitMany([req("a"), req("boom"), req("a")]);
+    expect(a).toMatchObject({ decision: "admit" });
+    expect(b).toMatchObject({ decision: "admit" });
+    expect(isSluiceRequestError(boom) && [boom.code, (boom.cause as Error).message]).toEqual(["internal", "boom"]);
+    expect(registry.context("key:a")!.buckets.rpm!.level).toBe(3);
+    expect(admissions.leases.size).toBe(2);
+    admissions.close();
   });
 });
