@@ -599,11 +599,21 @@ export function scopeReset(ctx0: ScopeContext, what: ResetWhat, now: number): St
   return { ctx: next, notices };
 }
 
-/** The earliest time at which time alone changes this scope (a reset, a cooldown's end), or null. */
-export function scopeNextWake(ctx: ScopeContext): number | null {
+/**
+ * When time alone ends a state that callers wait on: an open breaker's cooldown (it goes
+ * half-open) or an exhausted budget's period (it resets); the earliest of them, or null
+ * when the scope is in neither. The runtime ticks the scope then, so that
+ * `breaker.half_open` and `budget.reset` are announced when they happen, not at the
+ * scope's next event. A context without limits (an old snapshot's) is in neither.
+ */
+export function scopeAwaitedChangeAt(ctx: ScopeContext): number | null {
+  if (!ctx.limits) return null;
   let at: number | null = null;
-  for (const b of ctx.budgets) if (b.resetAt !== null) at = at === null ? b.resetAt : Math.min(at, b.resetAt);
-  if (ctx.breaker?.state === "open") at = at === null ? ctx.breaker.until : Math.min(at, ctx.breaker.until);
+  for (let i = 0; i < ctx.budgets.length; i++) {
+    const b = ctx.budgets[i]!;
+    if (ctx.budgetExhausted[i] && ctx.limits.budgets[i] && b.resetAt !== null) at = at === null ? b.resetAt : Math.min(at, b.resetAt);
+  }
+  if (ctx.breaker?.state === "open" && ctx.limits.breaker) at = at === null ? ctx.breaker.until : Math.min(at, ctx.breaker.until);
   return at;
 }
 

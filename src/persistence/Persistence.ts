@@ -7,7 +7,7 @@ import type { Admissions } from "../admission/Admissions.js";
 import type { Clock } from "../clock.js";
 import { type Logger, silentLogger } from "../log.js";
 import type { ScopeRegistry } from "../registry/ScopeRegistry.js";
-import { scopeClone } from "../../machines/scope.js";
+import { type ScopeContext, scopeClone } from "../../machines/scope.js";
 import { Journal } from "./Journal.js";
 import { Restorer } from "./restore.js";
 import { type ScopeSnapshot, SnapshotStore } from "./SnapshotStore.js";
@@ -122,9 +122,9 @@ export class Persistence {
    * them up to the last one at this moment. Run before anything is served. With `now`
    * (the clock's), snapshots that hold nothing but defaults by then are left out.
    */
-  async restore(registry: ScopeRegistry, admissions: Admissions, now?: number): Promise<RestoreStats> {
+  async restore(registry: ScopeRegistry, admissions: Admissions, now?: number, watch?: (scope: string, ctx: ScopeContext) => void): Promise<RestoreStats> {
     const t0 = performance.now();
-    const restorer = new Restorer(registry, now);
+    const restorer = new Restorer(registry, now, watch);
     restorer.setRoundSeq(await this.snapshots.loadRoundSeq());
     // One at a time, as they arrive: a million snapshots are never all in memory at once.
     let notSnapshots = 0;

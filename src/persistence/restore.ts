@@ -4,7 +4,7 @@
  * does not already include.
  */
 import type { ResolvedLimits } from "../../machines/policy.js";
-import { type ScopeContext, scopeInit, scopeIsPristineAt } from "../../machines/scope.js";
+import { type ScopeContext, scopeAwaitedChangeAt, scopeInit, scopeIsPristineAt } from "../../machines/scope.js";
 import { scopeStep } from "../../machines/scopeMachine.js";
 import { resolvedLimitsSchema } from "../protocol/policySchema.js";
 import { describeZodError } from "../protocol/schemas.js";
@@ -54,9 +54,17 @@ export class Restorer {
    *   (buckets refilled, budget periods over) is left out, as the Passivator would drop it.
    *   Undefined: every snapshot is kept.
    */
+  /** Restored scopes in a state that time ends (an open breaker, an exhausted budget), for {@link watch}. */
+  private readonly awaiting: string[] = [];
+
+  /**
+   * `watch`: told, once the replay is over, of each restored scope that is in a state time
+   * ends (an open breaker, an exhausted budget), so that it is ticked then (StateWakes).
+   */
   constructor(
     private readonly registry: ScopeRegistry,
     private readonly now?: number,
+    private readonly watch?: (scope: string, ctx: ScopeContext) => void,
   ) {}
 
   /**
@@ -109,6 +117,7 @@ export class Restorer {
       return;
     }
     this.registry.setDormant(s.scope, ctx, true);
+    if (this.watch && scopeAwaitedChangeAt(ctx.limits ? ctx : { ...ctx, limits: this.registry.limitsFor(s.scope) }) !== null) this.awaiting.push(s.scope);
   }
 
   /**
@@ -160,5 +169,13 @@ export class Restorer {
       const ctx = this.registry.dormantContext(scope);
       if (ctx) this.registry.setDormant(scope, ctx, true);
     }
+    // Only now, with every entry applied: a scope ticked before its replay would take old usage into a new period.
+    const watch = this.watch;
+    if (!watch) return;
+    for (const scope of new Set([...this.awaiting, ...this.touched])) {
+      const ctx = this.registry.dormantContext(scope);
+      if (ctx) watch(scope, ctx);
+    }
+    this.awaiting.length = 0;
   }
 }

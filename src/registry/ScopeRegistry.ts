@@ -1,6 +1,6 @@
 import { type Actor, type InspectionEvent, createActor } from "xstate";
 import { type PolicyDocument, effectivePolicy, parseScope, resolveLimits, type ResolvedLimits } from "../../machines/policy.js";
-import { type ScopeContext, type ScopeNotice, scopeClone, scopeIsPristineAt } from "../../machines/scope.js";
+import { type ScopeContext, type ScopeNotice, scopeAdvance, scopeClone, scopeIsPristine, scopeIsPristineAt } from "../../machines/scope.js";
 import { scopeLogic, scopeLogicImmutable } from "../../machines/scopeLogic.js";
 import { DormantStore } from "./DormantStore.js";
 import { scopeMachine } from "../../machines/scopeMachine.js";
@@ -216,6 +216,35 @@ export class ScopeRegistry {
    */
   hasLiveRoomFor(n: number): boolean {
     return this.actors.size + n <= this.maxLive;
+  }
+
+  /**
+   * Apply what time alone changes by `now` to `scope` (a budget period over, a cooldown
+   * ended). A live actor gets a `tick` event; a sleeping scope is advanced where it lies,
+   * without an actor, its notices going to `onNotice` as an actor's would, and it is
+   * dropped if that leaves it at its defaults. Returns the context after, or undefined
+   * when the scope is neither live nor asleep (any more).
+   */
+  tick(scope: string, now: number): ScopeContext | undefined {
+    const actor = this.actors.get(scope);
+    if (actor) {
+      actor.send({ type: "tick", now });
+      return actor.getSnapshot().context;
+    }
+    const kept = this.dormant.get(scope);
+    if (!kept) return undefined;
+    // A context restored without limits wakes with the policy's: advance it with those.
+    const ctx = kept.limits ? kept : { ...kept, limits: this.limitsFor(scope) };
+    const step = scopeAdvance(ctx, now);
+    if (step.ctx === ctx) return ctx;
+    const onNotice = this.opts.onNotice;
+    if (onNotice) for (const n of step.notices) onNotice(scope, n);
+    if (scopeIsPristine(step.ctx, now)) {
+      this.dormant.delete(scope);
+      return undefined;
+    }
+    this.dormant.set(scope, step.ctx, true);
+    return step.ctx;
   }
 
   /** Is `scope` passivated with its context kept (so reviving it adds nothing)? */

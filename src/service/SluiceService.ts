@@ -33,6 +33,7 @@ import {
   resetRequestSchema,
 } from "../protocol/schemas.js";
 import { encodeSubjectToken } from "../protocol/subjectToken.js";
+import { StateWakes } from "../registry/StateWakes.js";
 import { Passivator } from "../registry/Passivator.js";
 import { ScopeRegistry } from "../registry/ScopeRegistry.js";
 import { Persistence, type PersistenceOptions } from "../persistence/Persistence.js";
@@ -137,6 +138,8 @@ export class SluiceService {
   /** Durable state, when enabled. */
   readonly persistence?: Persistence;
   private readonly passivator: Passivator;
+  /** Ticks scopes when an open breaker's cooldown or an exhausted budget's period ends, so their events go out then. */
+  readonly stateWakes: StateWakes;
   /** Watches the heap, unless the options say how memory is judged. */
   private readonly heapWatch?: HeapWatch;
   /** Is memory short: the options' judge, or the heap watch's. */
@@ -178,6 +181,7 @@ export class SluiceService {
       changed: persistence?.markDirty,
       expirySlackMs: EXPIRY_SLACK_MS,
     });
+    this.stateWakes = new StateWakes({ registry: this.registry, clock: this.clock, logger: this.logger });
     this.passivator = new Passivator({
       registry: this.registry,
       clock: this.clock,
@@ -201,7 +205,7 @@ export class SluiceService {
     const p = this.prefix;
     // State first: nothing is served before the snapshots and the journal are back in memory.
     if (this.persistence) {
-      await this.persistence.restore(this.registry, this.admissions, this.clock.now());
+      await this.persistence.restore(this.registry, this.admissions, this.clock.now(), (scope, ctx) => this.stateWakes.watch(scope, ctx));
       await this.restorePolicy(this.persistence);
     }
     const svc = await new Svcm(this.nc).add({
@@ -481,6 +485,7 @@ export class SluiceService {
 
   private applyPolicy(doc: PolicyDocument): void {
     this.registry.setPolicy(doc);
+    this.stateWakes.rewatch();
     if (this.persistence) for (const [scope] of this.registry.entries()) this.persistence.markDirty(scope);
     this.admissions.policyChanged();
     this.logger.info({ kinds: Object.keys(doc.scopes) }, "policy replaced");
@@ -509,6 +514,7 @@ export class SluiceService {
       return;
     }
     this.registry.setPolicy(doc);
+    this.stateWakes.rewatch();
     this.logger.info({ setAt, kinds: Object.keys(doc.scopes) }, "using the policy set at run time (admin.policy.set); the start policy has not changed since");
   }
 
@@ -540,6 +546,7 @@ export class SluiceService {
     const { kind, value } = parseScope(scope);
     const body = { ...n, ts: this.clock.now(), scope };
     this.logger.info({ scope, event: n.type }, "scope state changed");
+    this.stateWakes.notice(scope, n);
     this.safePublish(`${this.prefix}.events.${kind}.${encodeSubjectToken(value)}`, JSON.stringify(body));
   }
 
@@ -562,6 +569,7 @@ export class SluiceService {
     if (this.stopping) return;
     this.stopping = true;
     this.passivator.stop();
+    this.stateWakes.stop();
     this.heapWatch?.stop();
     this.admissions.close();
     if (this.inFlight > 0) await new Promise<void>((resolve) => (this.idle = resolve));

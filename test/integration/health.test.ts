@@ -57,6 +57,40 @@ describe("health - breaker over NATS", () => {
     expect(events[0]).toMatchObject({ scope: "model:gpt-4o" });
   });
 
+  it("the end of a cooldown and of an exhausted budget's day are published when they come, with nobody calling", async () => {
+    const start = Date.UTC(2026, 10, 23, 22);
+    const clock = new ManualClock(start);
+    const prefix = `h${++seq}`;
+    const policy = parsePolicy({
+      scopes: {
+        key: { default: { budget: { limit: 1, period: "day", calendar: true } } },
+        model: { default: { breaker: { errorRate: 0.5, windowMs: 60_000, minRequests: 2, cooldownMs: 30_000, probes: 1 } } },
+      },
+    });
+    service = await SluiceService.start({ nc: nats.nc, policy, prefix, clock, random: () => 0 });
+    const events: any[] = [];
+    const sub = nats.nc.subscribe(`${prefix}.events.>`, { callback: (_e, m) => void events.push(m.json()) });
+    const req = async (s: string, b: unknown) => (await nats.nc.request(`${prefix}.${s}`, JSON.stringify(b))).json<any>();
+    for (let i = 0; i < 2; i++) {
+      const d = await req("admit", { key: "k", model: "m", cost: 0.5 });
+      await req("report", { lease: d.lease, outcome: "error", cost: 0.5 });
+    }
+    const types = () => events.map((e) => `${e.scope} ${e.type}`);
+    // The second admission's reservation fills the budget; the second error opens the breaker.
+    await expect.poll(types).toEqual(["key:k budget.exhausted", "model:m breaker.opened"]);
+
+    // No request from here on: the events come as time passes.
+    clock.advance(30_000);
+    await expect.poll(types).toContain("model:m breaker.half_open");
+    expect(events.at(-1)).toMatchObject({ type: "breaker.half_open", ts: start + 30_000 });
+    clock.advance(Date.UTC(2026, 10, 24) - clock.now());
+    await expect.poll(types).toContain("key:k budget.reset");
+    expect(events.at(-1)).toMatchObject({ type: "budget.reset", ts: Date.UTC(2026, 10, 24), periodStart: Date.UTC(2026, 10, 24) });
+    await nats.nc.flush();
+    expect(types()).toEqual(["key:k budget.exhausted", "model:m breaker.opened", "model:m breaker.half_open", "key:k budget.reset"]);
+    sub.unsubscribe();
+  });
+
   it("admin.reset with what=breaker closes an open breaker", async () => {
     const clock = new ManualClock(Date.UTC(2026, 10, 23));
     const prefix = `h${++seq}`;
