@@ -8,7 +8,9 @@ import type { ScopeRegistry } from "./ScopeRegistry.js";
 export const DEFAULT_STATE_WAKES = {
   /**
    * Most scopes ticked in one timer run; more that fell due together (every exhausted daily
-   * budget at midnight) follow in further runs, with admissions served in between.
+   * budget at midnight) follow in further runs, with admissions served in between. A
+   * sleeping scope's tick took 2.5 µs (`.tmp/wakeprobe.mjs` scratch script, 100,000 keys),
+   * so a run is a few milliseconds with the events and log lines it makes.
    */
   perRun: 1_000,
   /**
