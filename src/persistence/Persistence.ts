@@ -126,6 +126,7 @@ export class Persistence {
     const t0 = performance.now();
     const restorer = new Restorer(registry, now, watch);
     restorer.setRoundSeq(await this.snapshots.loadRoundSeq());
+    restorer.setStoredLimits(await this.snapshots.loadLimits());
     // One at a time, as they arrive: a million snapshots are never all in memory at once.
     let notSnapshots = 0;
     const snapshots =

@@ -41,6 +41,10 @@ export class Restorer {
   private roundSeq = 0;
   /** One limits object per distinct limits among the snapshots (by their JSON), or why they are not limits. */
   private readonly limitsByJson = new Map<string, ResolvedLimits | { fault: string }>();
+  /** The limits stored apart (`l.<id>` in the bucket), by id, as read; see {@link setStoredLimits}. */
+  private storedLimits: ReadonlyMap<string, unknown> = new Map();
+  /** {@link shared} of each stored limits id met so far. */
+  private readonly limitsById = new Map<string, ResolvedLimits | { fault: string }>();
 
   /** Snapshots left out because time had brought them back to defaults by `now`. */
   skipped = 0;
@@ -81,6 +85,12 @@ export class Restorer {
     return n;
   }
 
+  /** The limits stored apart in the bucket, by id: snapshots that name one (`lim`) carry none of their own. */
+  setStoredLimits(limits: ReadonlyMap<string, unknown>): void {
+    this.storedLimits = limits;
+    this.limitsById.clear();
+  }
+
   /** Set the sequence of the last complete snapshot round (see {@link load}). */
   setRoundSeq(roundSeq: number): void {
     this.roundSeq = roundSeq;
@@ -98,8 +108,17 @@ export class Restorer {
       // in the actor that wakes with it. Its scope starts again from the journal entries after
       // the last round, as if it had no snapshot. One stored without limits wakes with the
       // policy's, so its state is checked against those.
-      const own = typeof s.ctx === "object" ? (s.ctx as { limits?: unknown }).limits : undefined;
-      const shared = own === undefined || own === null ? undefined : this.shared(s.scope, own);
+      let shared: ResolvedLimits | { fault: string } | undefined;
+      if (s.lim !== undefined) {
+        shared = this.byId(s.scope, s.lim);
+        if (!shared) {
+          this.unreadable(`${s.scope}: lim ${JSON.stringify(s.lim)}, limits not in the bucket`);
+          return;
+        }
+      } else {
+        const own = typeof s.ctx === "object" ? (s.ctx as { limits?: unknown }).limits : undefined;
+        shared = own === undefined || own === null ? undefined : this.shared(s.scope, own);
+      }
       const fault = shared && "fault" in shared ? shared.fault : contextFault(s.ctx, s.scope, shared ?? this.registry.limitsFor(s.scope));
       if (fault !== undefined) {
         this.unreadable(`${s.scope}: ctx.${fault}`);
@@ -118,6 +137,17 @@ export class Restorer {
     }
     this.registry.setDormant(s.scope, ctx, true);
     if (this.watch && scopeAwaitedChangeAt(ctx.limits ? ctx : { ...ctx, limits: this.registry.limitsFor(s.scope) }) !== null) this.awaiting.push(s.scope);
+  }
+
+  /** The limits stored under `id`, checked once: undefined when the bucket has none. */
+  private byId(scope: string, id: string): ResolvedLimits | { fault: string } | undefined {
+    let one = this.limitsById.get(id);
+    if (one) return one;
+    const raw = this.storedLimits.get(id);
+    if (raw === undefined) return undefined;
+    one = this.shared(scope, raw);
+    this.limitsById.set(id, one);
+    return one;
   }
 
   /**

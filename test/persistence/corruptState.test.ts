@@ -198,17 +198,26 @@ describe("restore: values that are not snapshots sluice writes", () => {
     await kv.put(snapshotKey("key:b"), "{not json");
     await kv.put(snapshotKey("key:c"), JSON.stringify({ seq: 2, scope: "key:c", ctx: { scope: "key:c" } }));
     await kv.put(snapshotKey("key:x"), JSON.stringify([1, 2]));
+    // A snapshot naming limits the bucket does not hold.
+    const a = (await kv.get(snapshotKey("key:a")))!.json<{ ctx: unknown }>();
+    await kv.put(snapshotKey("key:y"), JSON.stringify({ seq: 2, scope: "key:y", lim: "gone", ctx: { ...(a.ctx as object), scope: "key:y" } }));
     await kv.put("m.round", "]]");
 
     const again = await Persistence.open(nats.nc, prefix);
     const registry2 = new ScopeRegistry({ policy: parsePolicy(FULL), clock });
     const admissions2 = new Admissions({ registry: registry2, clock });
     const stats = await again.restore(registry2, admissions2, clock.now());
-    expect([stats.snapshots, stats.unreadable]).toEqual([5, 3]); // key:a–c and model:m written, key:x added
+    expect([stats.snapshots, stats.unreadable]).toEqual([6, 4]); // key:a–c and model:m written, key:x and key:y added
     expect(registry2.dormantContext("key:a")!.budgets[0]!.used).toBe(0); // reserved, not used: reservations do not survive
     expect(registry2.dormantContext("key:b")).toBeUndefined();
     clock.advance(1_000); // the model's rps bucket holds the first run's three
-    for (const k of ["a", "b", "c", "x"]) expect(admissions2.admit(admitReq(k)), k).toMatchObject({ decision: "admit" });
+    expect(registry2.dormantContext("key:y")).toBeUndefined();
+    // Reported one by one: the model lets 4 in flight at first.
+    for (const k of ["a", "b", "c", "x", "y"]) {
+      const d = admissions2.admit(admitReq(k)) as { decision: string; lease: string };
+      expect(d, k).toMatchObject({ decision: "admit" });
+      admissions2.report(reportSchema.parse({ lease: d.lease, outcome: "ok" }));
+    }
     admissions2.close();
     await again.stop();
   });

@@ -3,12 +3,14 @@
  * and keep what it restores as compactly as passivation would (a million sleeping keys
  * were snapshotted in the heap they must be restored into).
  */
+import { Kvm } from "@nats-io/kv";
 import { describe, expect, it } from "vitest";
+import { scopeClone } from "../../machines/scope.js";
 import { Admissions } from "../../src/admission/Admissions.js";
 import { ManualClock } from "../../src/clock.js";
 import { Persistence } from "../../src/persistence/Persistence.js";
 import { Restorer } from "../../src/persistence/restore.js";
-import { SnapshotStore, type ScopeSnapshot } from "../../src/persistence/SnapshotStore.js";
+import { type ScopeSnapshot, SnapshotStore, limitsId, snapshotKey } from "../../src/persistence/SnapshotStore.js";
 import { parsePolicy } from "../../src/protocol/policySchema.js";
 import { admitRequestSchema } from "../../src/protocol/schemas.js";
 import { ScopeRegistry } from "../../src/registry/ScopeRegistry.js";
@@ -83,6 +85,43 @@ describe("restore at scale", () => {
     expect(registry2.dormantContext("key:k42")!.buckets.rpm!.level).toBe(599);
     expect(registry2.dormantContext("key:k42")!.limits).toBe(registry2.limitsFor("key:k42"));
     await again.stop();
+  });
+
+  it("stores each distinct limits once, apart from the snapshots that share them; a restart gives each context its own back", { timeout: 30_000 }, async () => {
+    const clock = new ManualClock(T0);
+    const policy = parsePolicy({ scopes: { key: { ...doc.scopes.key, overrides: { vip: { rpm: 6000 } } } } });
+    const source = new ScopeRegistry({ policy, clock });
+    const admissions = new Admissions({ registry: source, clock });
+    const keys = ["a", "b", "c", "vip"];
+    for (const k of keys) admissions.admit(admitRequestSchema.parse({ key: k, model: "m" }));
+    const taken = (k: string, seq: number): ScopeSnapshot => ({ seq, scope: `key:${k}`, ctx: scopeClone(source.context(`key:${k}`)!) });
+    const store = await SnapshotStore.open(nats.nc, "RESTORE_LIMITS");
+    await store.writeAll(keys.map((k) => taken(k, 1)));
+    const kv = await new Kvm(nats.nc).open("RESTORE_LIMITS");
+    const id = limitsId(JSON.stringify(source.limitsFor("key:a")));
+    const revision = (await kv.get(`l.${id}`))!.revision;
+    await store.writeAll([taken("a", 2)]);
+    expect((await kv.get(`l.${id}`))!.revision).toBe(revision); // not written again
+
+    const stored: string[] = [];
+    for await (const k of await kv.keys("l.>")) stored.push(k);
+    expect(stored.sort()).toEqual([`l.${id}`, `l.${limitsId(JSON.stringify(source.context("key:vip")!.limits))}`].sort());
+    const raw = (await kv.get(snapshotKey("key:b")))!.json<{ lim: string; ctx: Record<string, unknown> }>();
+    expect(raw.lim).toBe(id);
+    expect(raw.ctx.limits).toBeUndefined();
+
+    // A restart: the policy's limits shared again, the vip's its own; tools read whole contexts.
+    const registry = new ScopeRegistry({ policy, clock });
+    const restorer = new Restorer(registry);
+    restorer.setStoredLimits(await store.loadLimits());
+    expect(await store.forEach((s) => restorer.add(s))).toBe(4);
+    expect(restorer.unreadableCount).toBe(0);
+    expect(registry.dormantContext("key:a")!.limits).toBe(registry.limitsFor("key:a"));
+    expect(registry.dormantContext("key:b")!.limits).toBe(registry.dormantContext("key:a")!.limits);
+    expect(registry.dormantContext("key:vip")!.limits.buckets[0]).toMatchObject({ limit: 6000 });
+    const all = await store.loadAll();
+    expect(all.find((s) => s.scope === "key:vip")).toEqual(JSON.parse(JSON.stringify(taken("vip", 1))));
+    admissions.close();
   });
 });
 
