@@ -17,6 +17,7 @@ import { EMPTY_POLICY, parsePolicy } from "./protocol/policySchema.js";
 import { DecisionEventThread } from "./service/DecisionEventThread.js";
 import { SluiceService } from "./service/SluiceService.js";
 import { NatsServerMissingError, ensureNats } from "./transport/localNats.js";
+import { otherInstances } from "./service/otherInstances.js";
 import { FramePublisher } from "./transport/FramePublisher.js";
 import { publishEvent } from "./transport/messages.js";
 
@@ -70,6 +71,16 @@ async function main(): Promise<void> {
     ...config.natsOptions,
   });
   logger.info({ server: nc.getServer(), prefix: config.prefix }, "connected to NATS");
+  const others = await otherInstances(nc, config.prefix);
+  if (others.length > 0) {
+    await nc.close();
+    await local.stop();
+    fail(
+      `another sluice already serves SLUICE_PREFIX=${config.prefix} on this NATS (service ${others.map((o) => o.id).join(", ")}): ` +
+        "two would split the requests and each enforce every limit, admitting up to twice what the policy allows. Stop it first, or give this one another SLUICE_PREFIX.",
+      1,
+    );
+  }
   logger.info({ maxScopes: config.maxScopes, maxLiveScopes: config.maxLiveScopes }, "caps on scopes (SLUICE_MAX_SCOPES, SLUICE_MAX_LIVE_SCOPES)");
   void (async () => {
     for await (const s of nc.status()) logger.info({ status: s.type }, "NATS connection status");

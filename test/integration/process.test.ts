@@ -56,6 +56,21 @@ describe("process - npm start", () => {
     await nc.close();
   });
 
+  it("refuses to start beside a sluice already serving the same prefix, exit 1; another prefix starts", async () => {
+    const first = run({ NATS_URL: server.url, SLUICE_PREFIX: "dup" });
+    await until(() => first.out().includes("sluice is serving"));
+    const second = run({ NATS_URL: server.url, SLUICE_PREFIX: "dup" });
+    expect(await second.exit).toBe(1);
+    expect(second.out()).toMatch(/^sluice: another sluice already serves SLUICE_PREFIX=dup on this NATS \(service \S+\): two would split the requests/m);
+    expect(second.out()).not.toContain("sluice is serving");
+    const other = run({ NATS_URL: server.url, SLUICE_PREFIX: "dup2" });
+    await until(() => other.out().includes("sluice is serving"));
+    for (const p of [first, other]) {
+      p.child.kill("SIGTERM");
+      expect(await p.exit).toBe(0);
+    }
+  });
+
   it("refuses an invalid policy file with one line naming the field, exit 2", async () => {
     const dir = mkdtempSync(join(tmpdir(), "sluice-proc-"));
     const policy = join(dir, "policy.json");
