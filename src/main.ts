@@ -17,7 +17,7 @@ import { EMPTY_POLICY, parsePolicy } from "./protocol/policySchema.js";
 import { DecisionEventThread } from "./service/DecisionEventThread.js";
 import { SluiceService } from "./service/SluiceService.js";
 import { NatsServerMissingError, ensureNats } from "./transport/localNats.js";
-import { otherInstances } from "./service/otherInstances.js";
+import { TwinWatch, otherInstances } from "./service/otherInstances.js";
 import { FramePublisher } from "./transport/FramePublisher.js";
 import { publishEvent } from "./transport/messages.js";
 
@@ -136,6 +136,10 @@ async function main(): Promise<void> {
     logger.warn("no SLUICE_POLICY: running with no limits; set one or use admin.policy.set");
   }
 
+  // The check above cannot see a twin started in the same instant: keep looking while serving.
+  const twins = new TwinWatch({ nc, prefix: config.prefix, ownId: () => service.serviceId, logger });
+  twins.start();
+
   let http: SluiceHttpServer | undefined;
   if (config.httpPort !== undefined) {
     try {
@@ -152,6 +156,7 @@ async function main(): Promise<void> {
     shuttingDown = true;
     logger.info({ signal }, "shutting down");
     try {
+      twins.stop();
       await service.stop();
       // The events of the last decisions are published before the connections close.
       await events?.stop();

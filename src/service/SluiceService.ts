@@ -191,6 +191,11 @@ export class SluiceService {
     });
   }
 
+  /** The micro service id this instance answers discovery with; undefined until it serves. */
+  get serviceId(): string | undefined {
+    return this.service?.info().id;
+  }
+
   /** Start the endpoints and pipelines; resolves once NATS has the subscriptions. */
   static async start(opts: SluiceServiceOptions): Promise<SluiceService> {
     const persistence = opts.persistence

@@ -1,4 +1,6 @@
 import type { NatsConnection } from "@nats-io/transport-node";
+import { type Clock, systemClock } from "../clock.js";
+import type { Logger } from "../log.js";
 
 /** Defaults of {@link otherInstances}. */
 export const DEFAULT_INSTANCE_CHECK = {
@@ -55,4 +57,80 @@ export async function otherInstances(
     // No responders ends the iteration with an error: nothing (more) found.
   }
   return found;
+}
+
+/** Defaults of {@link TwinWatchOptions}. */
+export const DEFAULT_TWIN_WATCH = {
+  /** Time between checks, ms. */
+  everyMs: 30_000,
+  /** While a twin stays, the error is logged again this often, ms. */
+  repeatMs: 600_000,
+} as const;
+
+export interface TwinWatchOptions {
+  nc: NatsConnection;
+  prefix: string;
+  /** This instance's own micro service id (it answers discovery too); undefined before it serves. */
+  ownId: () => string | undefined;
+  logger: Logger;
+  clock?: Clock;
+  everyMs?: number;
+  repeatMs?: number;
+}
+
+/**
+ * Looks, while sluice serves, for another sluice on its prefix: the check at start
+ * ({@link otherInstances}) cannot see one started in the same instant, nor one started
+ * later by a tool that does not check. Each finding is logged as an error naming the
+ * other (again every `repeatMs` while it stays), since from then on both enforce every
+ * limit, admitting up to twice what the policy allows; which one to stop is the
+ * operator's call.
+ */
+export class TwinWatch {
+  private timer: unknown;
+  private stopped = false;
+  private lastLoggedAt = Number.NEGATIVE_INFINITY;
+  private lastIds = "";
+  /** Other instances on the prefix at the last check. */
+  twins: OtherInstance[] = [];
+
+  constructor(private readonly opts: TwinWatchOptions) {}
+
+  start(): void {
+    this.schedule();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer !== undefined) (this.opts.clock ?? systemClock).clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Look now; logs an error when another instance serves the prefix. */
+  async check(): Promise<OtherInstance[]> {
+    const own = this.opts.ownId();
+    const found = (await otherInstances(this.opts.nc, this.opts.prefix)).filter((o) => o.id !== own);
+    this.twins = found;
+    const ids = found.map((o) => o.id).sort().join(",");
+    const now = (this.opts.clock ?? systemClock).now();
+    if (found.length > 0 && (ids !== this.lastIds || now - this.lastLoggedAt >= (this.opts.repeatMs ?? DEFAULT_TWIN_WATCH.repeatMs))) {
+      this.lastLoggedAt = now;
+      this.opts.logger.error(
+        { prefix: this.opts.prefix, others: found },
+        "another sluice serves this prefix too: the two split the requests and each enforces every limit, admitting up to twice what the policy allows; stop one of them",
+      );
+    }
+    this.lastIds = ids;
+    return found;
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    const clock = this.opts.clock ?? systemClock;
+    this.timer = clock.setTimeout(() => {
+      this.check()
+        .catch((err) => this.opts.logger.warn({ err }, "looking for another sluice on the prefix failed"))
+        .finally(() => this.schedule());
+    }, this.opts.everyMs ?? DEFAULT_TWIN_WATCH.everyMs);
+  }
 }
