@@ -47,6 +47,7 @@ const envSchema = z.object({
   SLUICE_MAX_SCOPES: z.coerce.number().int().min(1).optional(),
   SLUICE_MAX_LIVE_SCOPES: z.coerce.number().int().min(1).optional(),
   SLUICE_EVENT_THREAD: z.enum(["on", "off"]).default("on"),
+  SLUICE_STANDBY: z.enum(["on", "off"]).default("off"),
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default(DEFAULT_CONFIG.logLevel),
 });
 
@@ -96,6 +97,11 @@ export interface SluiceConfig {
   maxLiveScopes: number;
   /** Publish decision events from a thread with a NATS connection of its own (`SLUICE_EVENT_THREAD`, default on). */
   eventThread: boolean;
+  /**
+   * Where a sluice already serves the prefix, wait until it stops, then start
+   * (`SLUICE_STANDBY=on`), rather than exit 1 (default).
+   */
+  standby: boolean;
 }
 
 export class ConfigError extends Error {
@@ -165,5 +171,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, heapCeilingByte
     maxScopes: e.SLUICE_MAX_SCOPES ?? caps.maxScopes,
     maxLiveScopes: e.SLUICE_MAX_LIVE_SCOPES ?? caps.maxLive,
     eventThread: e.SLUICE_EVENT_THREAD === "on",
+    standby: e.SLUICE_STANDBY === "on",
   };
 }

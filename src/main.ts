@@ -17,7 +17,7 @@ import { EMPTY_POLICY, parsePolicy } from "./protocol/policySchema.js";
 import { DecisionEventThread } from "./service/DecisionEventThread.js";
 import { SluiceService } from "./service/SluiceService.js";
 import { NatsServerMissingError, ensureNats } from "./transport/localNats.js";
-import { TwinWatch, otherInstances } from "./service/otherInstances.js";
+import { TwinWatch, otherInstances, waitUntilAlone } from "./service/otherInstances.js";
 import { FramePublisher } from "./transport/FramePublisher.js";
 import { publishEvent } from "./transport/messages.js";
 
@@ -71,13 +71,31 @@ async function main(): Promise<void> {
     ...config.natsOptions,
   });
   logger.info({ server: nc.getServer(), prefix: config.prefix }, "connected to NATS");
-  const others = await otherInstances(nc, config.prefix);
+  let others = await otherInstances(nc, config.prefix);
+  if (others.length > 0 && config.standby) {
+    logger.info({ others, prefix: config.prefix }, "standby: another sluice serves this prefix; waiting until it stops (SLUICE_STANDBY=on)");
+    // Told to stop while waiting: leave at once, cleanly.
+    let stop = false;
+    const leave = () => (stop = true);
+    process.once("SIGTERM", leave).once("SIGINT", leave);
+    const alone = await waitUntilAlone(nc, config.prefix, { stopped: () => stop });
+    process.off("SIGTERM", leave).off("SIGINT", leave);
+    if (!alone) {
+      logger.info("standby: stopped before taking over");
+      await nc.close();
+      await local.stop();
+      logger.flush();
+      process.exit(0);
+    }
+    logger.info({ prefix: config.prefix }, "standby: the other sluice has stopped; taking over");
+    others = [];
+  }
   if (others.length > 0) {
     await nc.close();
     await local.stop();
     fail(
       `another sluice already serves SLUICE_PREFIX=${config.prefix} on this NATS (service ${others.map((o) => o.id).join(", ")}): ` +
-        "two would split the requests and each enforce every limit, admitting up to twice what the policy allows. Stop it first, or give this one another SLUICE_PREFIX.",
+        "two would split the requests and each enforce every limit, admitting up to twice what the policy allows. Stop it first, give this one another SLUICE_PREFIX, or start it with SLUICE_STANDBY=on to take over when the other stops.",
       1,
     );
   }

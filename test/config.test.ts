@@ -27,6 +27,12 @@ describe("config from the environment", () => {
     expect(() => loadConfig({ SLUICE_EVENT_THREAD: "yes" })).toThrow(/^SLUICE_EVENT_THREAD="yes": /);
   });
 
+  it("exits beside a running sluice unless SLUICE_STANDBY=on, which waits for it", () => {
+    expect(loadConfig({}).standby).toBe(false);
+    expect(loadConfig({ SLUICE_STANDBY: "on" }).standby).toBe(true);
+    expect(() => loadConfig({ SLUICE_STANDBY: "1" })).toThrow(/^SLUICE_STANDBY="1": /);
+  });
+
   it("publishes busy turns' decision events from a thread of their own unless SLUICE_EVENT_THREAD=off", () => {
     expect(loadConfig({}).eventThread).toBe(true);
     expect(loadConfig({ SLUICE_EVENT_THREAD: "on" }).eventThread).toBe(true);

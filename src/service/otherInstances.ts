@@ -59,6 +59,35 @@ export async function otherInstances(
   return found;
 }
 
+/** Defaults of {@link waitUntilAlone}. */
+export const DEFAULT_STANDBY = {
+  /** Time between looks, ms. */
+  pollMs: 500,
+  /** Looks in a row that must find no other instance: one missed answer (a pause) is not a stop. */
+  quietPolls: 3,
+} as const;
+
+/**
+ * Wait until no other sluice serves `prefix` (a standby, `SLUICE_STANDBY=on`): looks
+ * every `pollMs`, and returns once `quietPolls` looks in a row found none, or as soon
+ * as `stopped()` (the standby itself is told to stop). Returns whether it is alone.
+ */
+export async function waitUntilAlone(
+  nc: NatsConnection,
+  prefix: string,
+  opts: { pollMs?: number; quietPolls?: number; stopped?: () => boolean } = {},
+): Promise<boolean> {
+  const pollMs = opts.pollMs ?? DEFAULT_STANDBY.pollMs;
+  const needed = opts.quietPolls ?? DEFAULT_STANDBY.quietPolls;
+  let quiet = 0;
+  while (!opts.stopped?.()) {
+    quiet = (await otherInstances(nc, prefix)).length === 0 ? quiet + 1 : 0;
+    if (quiet >= needed) return true;
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+  return false;
+}
+
 /** Defaults of {@link TwinWatchOptions}. */
 export const DEFAULT_TWIN_WATCH = {
   /** Time between checks, ms. */

@@ -71,6 +71,28 @@ describe("process - npm start", () => {
     }
   });
 
+  it("SLUICE_STANDBY=on waits beside a running sluice and takes over once it stops; told to stop while waiting, it exits 0", async () => {
+    const first = run({ NATS_URL: server.url, SLUICE_PREFIX: "sby" });
+    await until(() => first.out().includes("sluice is serving"));
+    const standby = run({ NATS_URL: server.url, SLUICE_PREFIX: "sby", SLUICE_STANDBY: "on" });
+    const idle = run({ NATS_URL: server.url, SLUICE_PREFIX: "sby", SLUICE_STANDBY: "on" });
+    await until(() => standby.out().includes("standby: another sluice serves this prefix") && idle.out().includes("standby: another sluice"));
+    idle.child.kill("SIGTERM");
+    expect(await idle.exit).toBe(0);
+    expect(idle.out()).toContain("standby: stopped before taking over");
+    expect(standby.out()).not.toContain("sluice is serving");
+
+    first.child.kill("SIGTERM");
+    expect(await first.exit).toBe(0);
+    await until(() => standby.out().includes("sluice is serving"));
+    expect(standby.out()).toContain("standby: the other sluice has stopped; taking over");
+    const nc = await connect({ servers: server.url });
+    expect((await nc.request("sby.admit", JSON.stringify({ key: "k", model: "m" }))).json<any>()).toMatchObject({ decision: "admit" });
+    await nc.close();
+    standby.child.kill("SIGTERM");
+    expect(await standby.exit).toBe(0);
+  });
+
   it("refuses an invalid policy file with one line naming the field, exit 2", async () => {
     const dir = mkdtempSync(join(tmpdir(), "sluice-proc-"));
     const policy = join(dir, "policy.json");

@@ -3,7 +3,7 @@ import { parsePolicy } from "../../src/protocol/policySchema.js";
 import { SluiceService } from "../../src/service/SluiceService.js";
 import { ManualClock } from "../../src/clock.js";
 import type { Logger } from "../../src/log.js";
-import { type OtherInstance, TwinWatch, otherInstances } from "../../src/service/otherInstances.js";
+import { type OtherInstance, TwinWatch, otherInstances, waitUntilAlone } from "../../src/service/otherInstances.js";
 import { useNatsServer } from "../helpers/natsFixture.js";
 
 const nats = useNatsServer();
@@ -46,5 +46,26 @@ describe("a twin started later (TwinWatch)", () => {
     expect(await watchA.check()).toEqual([]);
     expect(watchA.twins).toEqual([]);
     await a.stop();
+  });
+});
+
+describe("a standby (waitUntilAlone)", () => {
+  it("waits while a sluice serves the prefix, returns once it has stopped, and gives up when told to stop", async () => {
+    const a = await SluiceService.start({ nc: nats.nc, policy: parsePolicy({ scopes: {} }), prefix: "sb" });
+    let looks = 0;
+    let stopped = false;
+    const waiting = waitUntilAlone(nats.nc, "sb", { pollMs: 20, quietPolls: 2, stopped: () => (looks++, stopped) });
+    let done = false;
+    void waiting.then(() => (done = true));
+    await expect.poll(() => looks, { timeout: 5_000 }).toBeGreaterThan(3);
+    expect(done).toBe(false); // still serving: still waiting
+    await a.stop();
+    expect(await waiting).toBe(true);
+
+    const b = await SluiceService.start({ nc: nats.nc, policy: parsePolicy({ scopes: {} }), prefix: "sb" });
+    const giving = waitUntilAlone(nats.nc, "sb", { pollMs: 20, stopped: () => stopped });
+    stopped = true;
+    expect(await giving).toBe(false);
+    await b.stop();
   });
 });
