@@ -19,6 +19,7 @@ import { SluiceService } from "./service/SluiceService.js";
 import { NatsServerMissingError, ensureNats } from "./transport/localNats.js";
 import { TwinWatch, otherInstances, waitUntilAlone } from "./service/otherInstances.js";
 import { FramePublisher } from "./transport/FramePublisher.js";
+import { permissionDenied } from "./transport/permissionDenied.js";
 import { publishEvent } from "./transport/messages.js";
 
 function fail(line: string, code: number): never {
@@ -207,6 +208,10 @@ function isJetStreamMissing(e: unknown): boolean {
 }
 
 main().catch((err) => {
+  const denied = permissionDenied(err);
+  if (denied !== undefined) {
+    fail(`NATS refused a permission sluice needs (${denied}): grant it to sluice's NATS user; the README's "NATS permissions" lists them`, 1);
+  }
   process.stderr.write(`sluice: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
   process.exit(1);
 });

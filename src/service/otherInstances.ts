@@ -1,6 +1,7 @@
 import type { NatsConnection } from "@nats-io/transport-node";
 import { type Clock, systemClock } from "../clock.js";
 import type { Logger } from "../log.js";
+import { permissionDenied } from "../transport/permissionDenied.js";
 
 /** Defaults of {@link otherInstances}. */
 export const DEFAULT_INSTANCE_CHECK = {
@@ -37,7 +38,9 @@ export async function otherInstances(
       maxWait: opts.maxWaitMs ?? DEFAULT_INSTANCE_CHECK.maxWaitMs,
       stall: opts.stallMs ?? DEFAULT_INSTANCE_CHECK.stallMs,
     });
-  } catch {
+  } catch (e) {
+    // Not allowed to ask: say so (sluice needs it), rather than find nobody.
+    if (permissionDenied(e) !== undefined) throw e;
     return found; // no responders: no sluice at all
   }
   try {
@@ -53,7 +56,8 @@ export async function otherInstances(
       if (typeof info.id !== "string" || !endpoints.some((e) => e?.subject === `${prefix}.admit`)) continue;
       found.push({ id: info.id, ...(typeof info.version === "string" ? { version: info.version } : {}) });
     }
-  } catch {
+  } catch (e) {
+    if (permissionDenied(e) !== undefined) throw e;
     // No responders ends the iteration with an error: nothing (more) found.
   }
   return found;
