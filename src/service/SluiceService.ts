@@ -19,7 +19,7 @@ import { bufferTurn } from "../pipelines/bufferTurn.js";
 import { oneTaskEach } from "../pipelines/oneTaskEach.js";
 import { fromEndpoint } from "../pipelines/fromEndpoint.js";
 import type { Decision, DecisionEvent } from "../protocol/decision.js";
-import { SluiceRequestError, badRequest, unavailable } from "../protocol/errors.js";
+import { SluiceRequestError, badRequest, isSluiceRequestError, unavailable } from "../protocol/errors.js";
 import { parsePolicy } from "../protocol/policySchema.js";
 import {
   MAX_BATCH,
@@ -481,11 +481,22 @@ export class SluiceService {
     });
     let waiting = false;
     this.admissions.admitMany(valid).forEach((d, j) => {
-      if (d instanceof Promise) waiting = true;
       if (d instanceof SluiceRequestError && d.code === "internal") this.logger.error({ err: d.cause ?? d, item: at[j] }, "batch item failed");
-      out[at[j]!] = d instanceof SluiceRequestError ? d.toReply() : d;
+      if (d instanceof Promise) {
+        waiting = true;
+        // A wait that ends in an error (shutting down) is that item's error: the other items were
+        // decided, some admitted with a lease and an event, and their callers must get them.
+        out[at[j]!] = d.catch((e: unknown) => this.batchItemError(e, at[j]!));
+      } else out[at[j]!] = d instanceof SluiceRequestError ? d.toReply() : d;
     });
     return waiting ? Promise.all(out) : out;
+  }
+
+  /** An error in place of one item of a batch reply. */
+  private batchItemError(e: unknown, item: number): unknown {
+    if (isSluiceRequestError(e)) return e.toReply();
+    this.logger.error({ err: e, item }, "batch item failed");
+    return new SluiceRequestError("internal", "internal error").toReply();
   }
 
   private applyPolicy(doc: PolicyDocument): void {

@@ -295,6 +295,23 @@ describe("service - shutdown", () => {
     service = undefined;
   });
 
+  it("a batch with an item still waiting at shutdown: that item gets unavailable, the others their decisions", async () => {
+    const s = await start({ scopes: { key: { default: { rpm: 1 } } } });
+    await req("admit", { key: "busy", model: "m" });
+    const batch = req("admit.batch", [{ key: "free", model: "m" }, { key: "busy", model: "m", waitMs: 60_000 }, { key: "x", model: "m", tokens: -1 }]);
+    await expect.poll(() => s.admissions.waiting).toBe(1);
+    await s.stop();
+    service = undefined;
+    const r = await batch;
+    expect(r.code).toBeUndefined();
+    expect(r.body).toHaveLength(3);
+    // The first was admitted (its lease and event are out): its caller must learn of it.
+    expect(r.body[0]).toMatchObject({ decision: "admit", reason: "ok" });
+    expect(r.body[0].lease).toMatch(/^L-/);
+    expect(r.body[1]).toEqual({ error: { code: "unavailable", message: "sluice is shutting down; retry against another instance or later" } });
+    expect(r.body[2].error.code).toBe("bad_request");
+  });
+
   it("a reply held through a pacing delay goes out at shutdown with the delay not yet served", async () => {
     const s = await start({ scopes: { model: { default: { adaptive: { baseMs: 1000, maxMs: 5000, factor: 2, recovery: 0.8, recoverAfter: 5 } } } } });
     const d = (await req("admit", { key: "k", model: "m" })).body;
