@@ -487,7 +487,10 @@ export class SluiceService {
         // A wait that ends in an error (shutting down) is that item's error: the other items were
         // decided, some admitted with a lease and an event, and their callers must get them.
         out[at[j]!] = d.catch((e: unknown) => this.batchItemError(e, at[j]!));
-      } else out[at[j]!] = d instanceof SluiceRequestError ? d.toReply() : d;
+      } else if (d instanceof SluiceRequestError) {
+        // A field at fault is named by its place in the batch, as the schema's refusals are.
+        out[at[j]!] = d.code === "bad_request" ? { error: { code: d.code, message: `[${at[j]}].${d.message}` } } : d.toReply();
+      } else out[at[j]!] = d;
     });
     return waiting ? Promise.all(out) : out;
   }

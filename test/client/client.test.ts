@@ -95,7 +95,7 @@ describe("client - calls against the service", () => {
     expect(result[1]).toMatchObject({ code: "bad_request", status: 400 });
     expect((result[1] as SluiceClientError).message).toMatch(/^\[1\]\.key: /);
     // Refused by sluice, not here, in its place.
-    expect(result[2]).toMatchObject({ code: "bad_request", message: "scopes: more than 32 scopes with parents" });
+    expect(result[2]).toMatchObject({ code: "bad_request", message: "[2].scopes: more than 32 scopes with parents" });
     expect(result[3]).toMatchObject({ decision: "admit" });
     // The invalid item was never sent: one message with the three valid ones.
     expect(single).toHaveLength(0);
