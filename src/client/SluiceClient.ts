@@ -23,8 +23,7 @@ import { type ResolvedClientOptions, type SluiceClientOptions, resolveClientOpti
 import type { ResetWhat, ScopeInspection, ScopeList } from "./replies.js";
 import { requestJson } from "./rpc.js";
 import { SluiceClientError, fromErrorReply, fromTransportError, isSluiceClientError } from "./SluiceClientError.js";
-import { sleep } from "./sleep.js";
-import { systemClock } from "../clock.js";
+import { sleep, waitingClock } from "./sleep.js";
 import type { z } from "zod";
 
 /** A report's outcome: `ok`, `rate_limited` (upstream 429), `error`, `timeout` or `cancelled`. */
@@ -63,6 +62,8 @@ export class SluiceClient {
   /** Policy administration (`<p>.admin.policy.get` / `.set`). */
   readonly policy: PolicyAdmin;
   private readonly batcher: AdmitBatcher;
+  /** Largest `admit.batch` body: sluice's limit, or the server's `max_payload` if smaller. */
+  private readonly maxBatchBytes: number;
 
   /**
    * @param nc a NATS connection, owned by the caller.
@@ -70,11 +71,12 @@ export class SluiceClient {
    */
   constructor(
     private readonly nc: NatsConnection,
-    opts: SluiceClientOptions = {},
+    opts: SluiceClientOptions | null = {},
   ) {
     this.options = Object.freeze(resolveClientOptions(opts));
     const p = this.options.prefix;
     const maxPayload = nc.info?.max_payload;
+    this.maxBatchBytes = Math.min(DEFAULT_CONFIG.maxBodyBytes, maxPayload && maxPayload > 0 ? maxPayload : Infinity);
     this.batcher = new AdmitBatcher(
       {
         one: (body) => requestJson<Decision>(nc, `${p}.admit`, body, this.options.timeoutMs),
@@ -83,7 +85,7 @@ export class SluiceClient {
       {
         maxBatch: this.options.maxBatch,
         windowMs: this.options.batchWindowMs,
-        maxBytes: Math.min(DEFAULT_CONFIG.maxBodyBytes, maxPayload && maxPayload > 0 ? maxPayload : Infinity),
+        maxBytes: this.maxBatchBytes,
       },
     );
     this.policy = {
@@ -148,7 +150,11 @@ export class SluiceClient {
       }
     });
     if (bodies.length === 0) return out;
-    const reply = await requestJson<unknown[]>(this.nc, `${this.prefix}.admit.batch`, `[${bodies.join(",")}]`, this.options.timeoutMs + waitMs);
+    const body = `[${bodies.join(",")}]`;
+    // Refused here as sluice (or NATS's max_payload) would: too_large, never a retryable unavailable.
+    const bytes = Buffer.byteLength(body);
+    if (bytes > this.maxBatchBytes) throw new SluiceClientError("too_large", `admit.batch: ${bytes} bytes, at most ${this.maxBatchBytes}`);
+    const reply = await requestJson<unknown[]>(this.nc, `${this.prefix}.admit.batch`, body, this.options.timeoutMs + waitMs);
     if (!Array.isArray(reply) || reply.length !== bodies.length) {
       throw new SluiceClientError("internal", `admit.batch: expected an array of ${bodies.length} replies`);
     }
@@ -187,7 +193,7 @@ export class SluiceClient {
         return await requestJson<ReportAck>(this.nc, `${this.prefix}.report`, body, this.options.timeoutMs);
       } catch (e) {
         if (attempt >= retries || !isSluiceClientError(e, "unavailable") || this.nc.isClosed()) throw e;
-        await sleep(systemClock, Math.ceil(wait * (1 + Math.random() * 0.6)));
+        await sleep(waitingClock, Math.ceil(wait * (1 + Math.random() * 0.6)));
         wait *= 2;
       }
     }

@@ -11,11 +11,11 @@
  * 4. Report the outcome against the lease, and return the function's value or
  *    rethrow its error.
  */
-import { type Clock, systemClock } from "../clock.js";
+import type { Clock } from "../clock.js";
 import type { Decision, ReportAck } from "../protocol/decision.js";
 import type { AdmitRequestInput, ReportInput } from "../protocol/schemas.js";
 import { SluiceClientError } from "./SluiceClientError.js";
-import { sleep } from "./sleep.js";
+import { sleep, waitingClock } from "./sleep.js";
 import { upstreamRateLimit } from "./upstreamRateLimit.js";
 
 /** An admission decision. */
@@ -71,7 +71,7 @@ export interface GuardOptions {
   signal?: AbortSignal;
   /** How long guard keeps retrying rejections, ms from the call. Default 30 000. */
   deadlineMs?: number;
-  /** Time source for the deadline, the waits and the latencies. Default the system clock. */
+  /** Time source for the deadline, the waits and the latencies. Default the wall clock, with timers that keep the process alive while guard waits. */
   clock?: Clock;
   /**
    * Called when a report cannot be delivered. The report is best-effort: its
@@ -94,7 +94,9 @@ const FALLBACK_REASONS = new Set(["circuit_open", "overloaded"]);
 
 /** Run `fn` under admission control; see the module comment for the steps. */
 export async function guard<T>(host: GuardHost, req: AdmitRequestInput, fn: GuardedFn<T>, opts: GuardOptions = {}): Promise<T> {
-  const clock = opts.clock ?? systemClock;
+  if (typeof req !== "object" || req === null) throw new SluiceClientError("bad_request", "expected an admission request object");
+  if (typeof fn !== "function") throw new SluiceClientError("bad_request", "expected a function to run once admitted");
+  const clock = opts.clock ?? waitingClock;
   const signal = opts.signal;
   const deadlineMs = opts.deadlineMs ?? DEFAULT_GUARD_OPTIONS.deadlineMs;
   if (!(deadlineMs >= 0)) throw new SluiceClientError("bad_request", `deadlineMs: expected a non-negative number (got ${deadlineMs})`);
@@ -130,10 +132,16 @@ export async function guard<T>(host: GuardHost, req: AdmitRequestInput, fn: Guar
 
   const lease = admitted.lease;
   const report = async (outcome: ReportInput["outcome"], extra: Omit<ReportInput, "lease" | "key" | "model" | "outcome"> = {}) => {
+    const bare = { lease, key: req.key, model, outcome };
     try {
-      await host.report({ lease, key: req.key, model, outcome, ...extra });
+      await host.report({ ...bare, ...extra });
     } catch (err) {
       opts.onReportError?.(err);
+      // Figures sluice refused (tokens of 12.5, a negative cost) must not keep the lease's slot
+      // until it expires: the outcome alone is reported, and the lease settles at its estimate.
+      if (err instanceof SluiceClientError && err.code === "bad_request" && Object.keys(extra).length > 0) {
+        await host.report(bare).catch((again: unknown) => opts.onReportError?.(again));
+      }
     }
   };
   const abortOutcome = (): "cancelled" | "timeout" =>
@@ -144,7 +152,8 @@ export async function guard<T>(host: GuardHost, req: AdmitRequestInput, fn: Guar
     try {
       await sleep(clock, admitted.delayMs, signal);
     } catch (reason) {
-      await report(abortOutcome());
+      // Rejected at once, as documented; the report goes out meanwhile.
+      void report(abortOutcome());
       throw reason;
     }
   }
@@ -184,8 +193,9 @@ export async function guard<T>(host: GuardHost, req: AdmitRequestInput, fn: Guar
     result = await untilAborted(Promise.resolve().then(() => fn(ctx)), signal);
   } catch (err) {
     if (signal?.aborted) {
-      // Whatever the function threw after the abort, the abort is what happened.
-      await report(abortOutcome(), timings());
+      // Whatever the function threw after the abort, the abort is what happened. Rejected at
+      // once, as documented; the report goes out meanwhile.
+      void report(abortOutcome(), timings());
       throw signal.reason;
     }
     const limited = upstreamRateLimit(err, clock.now());

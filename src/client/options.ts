@@ -69,9 +69,17 @@ const optionsSchema = z.strictObject({
   prefix: z
     .string({ error: "expected a string" })
     .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, { error: "expected subject tokens such as sluice or acme.sluice" }),
-  timeoutMs: z.number({ error: "expected a positive integer" }).int({ error: "expected a positive integer" }).positive({ error: "expected a positive integer" }),
+  // An hour at most: a timer past 2^31 ms (with a request's waitMs added) fires at once.
+  timeoutMs: z
+    .number({ error: "expected a positive integer of ms, at most 3600000" })
+    .int({ error: "expected a positive integer of ms, at most 3600000" })
+    .positive({ error: "expected a positive integer of ms, at most 3600000" })
+    .max(3_600_000, { error: "expected a positive integer of ms, at most 3600000" }),
   batch: z.boolean({ error: "expected true or false" }),
-  batchWindowMs: z.number({ error: "expected a non-negative number" }).min(0, { error: "expected a non-negative number" }).finite({ error: "expected a non-negative number" }),
+  batchWindowMs: z
+    .number({ error: "expected a number of ms from 0 to 60000" })
+    .min(0, { error: "expected a number of ms from 0 to 60000" })
+    .max(60_000, { error: "expected a number of ms from 0 to 60000" }),
   maxBatch: z
     .number({ error: `expected an integer from 1 to ${MAX_BATCH}` })
     .int({ error: `expected an integer from 1 to ${MAX_BATCH}` })
@@ -82,14 +90,18 @@ const optionsSchema = z.strictObject({
     .int({ error: "expected an integer from 0 to 20" })
     .min(0, { error: "expected an integer from 0 to 20" })
     .max(20, { error: "expected an integer from 0 to 20" }),
-  reportRetryMs: z.number({ error: "expected a non-negative number" }).min(0, { error: "expected a non-negative number" }).finite({ error: "expected a non-negative number" }),
+  reportRetryMs: z
+    .number({ error: "expected a number of ms from 0 to 60000" })
+    .min(0, { error: "expected a number of ms from 0 to 60000" })
+    .max(60_000, { error: "expected a number of ms from 0 to 60000" }),
   limits: limitsModeSchema,
 });
 
 /** Defaults under `opts`, validated; throws `bad_request` naming the option and its value. */
-export function resolveClientOptions(opts: SluiceClientOptions = {}): ResolvedClientOptions {
-  // `undefined` means "the default", as with every other option object.
-  const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined));
+export function resolveClientOptions(opts: SluiceClientOptions | null = {}): ResolvedClientOptions {
+  // `null` and `undefined` mean "the defaults", as with every other option object.
+  if (opts !== null && (typeof opts !== "object" || Array.isArray(opts))) throw new SluiceClientError("bad_request", "options: expected an object");
+  const given = Object.fromEntries(Object.entries(opts ?? {}).filter(([, v]) => v !== undefined));
   const r = optionsSchema.safeParse({ ...DEFAULT_CLIENT_OPTIONS, ...given });
   if (!r.success) {
     const field = String(r.error.issues[0]?.path[0] ?? "");

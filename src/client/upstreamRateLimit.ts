@@ -14,8 +14,21 @@ export interface UpstreamRateLimit {
 
 type HeaderBag = { get?: (name: string) => string | null | undefined } & Record<string, unknown>;
 
-/** If `err` looks like an upstream 429, what it says about the retry time; otherwise undefined. */
+/**
+ * Longest retry time passed on, ms: a day, the report's bound. A longer one (a
+ * Retry-After of 90 000 s, a date next week) would make sluice refuse the whole
+ * report, and the lease would hold its slot until it expired.
+ */
+export const MAX_UPSTREAM_RETRY_AFTER_MS = 86_400_000;
+
+/** If `err` looks like an upstream 429, what it says about the retry time (at most a day); otherwise undefined. */
 export function upstreamRateLimit(err: unknown, now: number): UpstreamRateLimit | undefined {
+  const r = upstreamRateLimitRaw(err, now);
+  if (r?.retryAfterMs !== undefined && r.retryAfterMs > MAX_UPSTREAM_RETRY_AFTER_MS) return { retryAfterMs: MAX_UPSTREAM_RETRY_AFTER_MS };
+  return r;
+}
+
+function upstreamRateLimitRaw(err: unknown, now: number): UpstreamRateLimit | undefined {
   if (typeof err !== "object" || err === null) return undefined;
   const e = err as { status?: unknown; statusCode?: unknown; response?: { status?: unknown; headers?: unknown }; retryAfterMs?: unknown; headers?: unknown };
   const is429 = e.status === 429 || e.statusCode === 429 || e.response?.status === 429;

@@ -173,6 +173,22 @@ describe("client - errors", () => {
     await expect(client.reset("nope")).rejects.toMatchObject({ code: "bad_request", message: expect.stringMatching(/^scope: /) });
   });
 
+  it("refuses timers past what Node's timers reach, takes null options as the defaults, and a batch over the size limit as too_large unsent", async () => {
+    expect(() => new SluiceClient(h.nc, { timeoutMs: 2 ** 31 })).toThrow(/^options\.timeoutMs: expected a positive integer of ms, at most 3600000 \(got 2147483648\)$/);
+    expect(() => new SluiceClient(h.nc, { batchWindowMs: 1e12 })).toThrow(/^options\.batchWindowMs: /);
+    expect(() => new SluiceClient(h.nc, { reportRetryMs: 1e12 })).toThrow(/^options\.reportRetryMs: /);
+    expect(new SluiceClient(h.nc, null).options.timeoutMs).toBe(5000);
+    expect(() => new SluiceClient(h.nc, "fast" as never)).toThrow("options: expected an object");
+
+    const { client, prefix } = await setup();
+    const wide = Object.fromEntries(Array.from({ length: 16 }, (_, i) => [`k${i}`, "v".repeat(256)]));
+    const { result, batch } = await countAdmitMessages(prefix, () =>
+      client.admitBatch(Array.from({ length: 1000 }, (_, i) => ({ key: `k${i}`, model: "m", scopes: wide }))).catch((e: unknown) => e),
+    );
+    expect(result).toMatchObject({ code: "too_large", status: 413, message: expect.stringMatching(/^admit\.batch: \d+ bytes, at most \d+$/) });
+    expect(batch).toHaveLength(0);
+  });
+
   it("turns an error reply into a SluiceClientError with its code and status", async () => {
     const { client } = await setup();
     const e = await client.policy.set({ scopes: { key: { default: { rpm: "fast" } } } } as never).catch((x: unknown) => x);

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ManualClock } from "../../src/clock.js";
 import { type Clock, SluiceClient, type SluiceClientError, isSluiceClientError } from "../../src/client/mod.js";
+import { guard } from "../../src/client/guard.js";
+import { waitingClock } from "../../src/client/sleep.js";
 import { upstreamRateLimit } from "../../src/client/upstreamRateLimit.js";
 import { type Harness, collect, harness, settle, until } from "./helpers.js";
 
@@ -164,8 +166,9 @@ describe("guard - failures of the call", () => {
     ac.abort(reason);
     await expect(run).rejects.toBe(reason);
     expect(sawAbort).toBe(true);
-    expect(reports.map((r) => r.body.outcome)).toEqual(["cancelled"]);
-    expect((await client.inspect("key:k")).view?.concurrency?.held).toBe(0);
+    // The rejection does not wait for the report, which follows at once.
+    await expect.poll(() => reports.map((r) => r.body.outcome)).toEqual(["cancelled"]);
+    await expect.poll(async () => (await client.inspect("key:k")).view?.concurrency?.held).toBe(0);
 
     // Aborted by a timeout signal: reported as timeout.
     const timeout = new AbortController();
@@ -173,7 +176,7 @@ describe("guard - failures of the call", () => {
     await settle(h.nc);
     timeout.abort(new DOMException("took too long", "TimeoutError"));
     await expect(run2).rejects.toMatchObject({ name: "TimeoutError" });
-    expect(reports.map((r) => r.body.outcome)).toEqual(["cancelled", "timeout"]);
+    await expect.poll(() => reports.map((r) => r.body.outcome)).toEqual(["cancelled", "timeout"]);
 
     // Aborted before anything happened: nothing admitted, nothing reported.
     await expect(client.guard({ key: "k", model: "m" }, () => ({ value: 1 }), { signal: AbortSignal.abort(reason) })).rejects.toBe(reason);
@@ -280,5 +283,58 @@ describe("guard - upstream 429 recognition", () => {
     expect(upstreamRateLimit({ status: 429, headers: { "retry-after-ms": "340", "retry-after": "1" } }, now)).toEqual({ retryAfterMs: 340 });
     expect(upstreamRateLimit({ status: 429, headers: { "retry-after": new Date(now + 3000).toUTCString() } }, now)).toEqual({ retryAfterMs: 3000 });
     expect(upstreamRateLimit({ status: 429, headers: { "retry-after": "soon" } }, now)).toEqual({});
+  });
+});
+
+describe("guard - a report sluice would refuse never keeps the slot", () => {
+  it("figures sluice refuses are dropped and the outcome reported alone; an upstream retry time past a day is capped", async () => {
+    const { client, reports, guardClock } = await setup({ scopes: { key: { default: { concurrency: 1 } } } });
+    const refused: unknown[] = [];
+    const held = async () => (await client.inspect("key:k")).view?.concurrency?.held;
+    for (const bad of [{ tokens: 12.5 }, { tokens: null as unknown as number }, { cost: -1 }]) {
+      expect(await client.guard({ key: "k", model: "m" }, () => ({ value: 1, ...bad }), { clock: guardClock, onReportError: (e) => refused.push(e) })).toBe(1);
+      expect(await held()).toBe(0);
+    }
+    expect(refused).toHaveLength(3);
+    expect(refused.every((e) => isSluiceClientError(e, "bad_request"))).toBe(true);
+    // Refused by the client's own check, so never sent: only the bare reports went out.
+    expect(reports.map((r) => [r.body.outcome, r.body.tokens, r.body.cost])).toEqual([
+      ["ok", undefined, undefined], ["ok", undefined, undefined], ["ok", undefined, undefined],
+    ]);
+    // A Retry-After of 90 000 s: reported rate_limited with a day, the most a report may carry.
+    const limited = Object.assign(new Error("429"), { status: 429, headers: { "retry-after": "90000" } });
+    await expect(client.guard({ key: "k", model: "m" }, () => Promise.reject(limited), { clock: guardClock })).rejects.toBe(limited);
+    expect(reports.at(-1)!.body).toMatchObject({ outcome: "rate_limited", retryAfterMs: 86_400_000 });
+    expect(await held()).toBe(0);
+  });
+});
+
+describe("guard - without a live service", () => {
+  const admitted = { decision: "admit" as const, reason: "ok" as const, lease: "L-x-1", delayMs: 0, limits: [] };
+
+  it("an abort rejects at once, even while the report gets no answer", async () => {
+    const host = { admit: () => Promise.resolve(admitted), report: () => new Promise<never>(() => {}) };
+    const ac = new AbortController();
+    let started = false;
+    const run = guard(host, { key: "k", model: "m" }, () => {
+      started = true;
+      return new Promise<never>(() => {});
+    }, { signal: ac.signal });
+    await until(() => started);
+    const reason = new Error("gone");
+    ac.abort(reason);
+    await expect(run).rejects.toBe(reason);
+  });
+
+  it("refuses what is not a request or a function, as a SluiceClientError", async () => {
+    const host = { admit: () => Promise.resolve(admitted), report: () => Promise.resolve({ ok: true as const, status: "applied" as const }) };
+    await expect(guard(host, null as never, () => ({ value: 1 }))).rejects.toMatchObject({ code: "bad_request", message: "expected an admission request object" });
+    await expect(guard(host, { key: "k", model: "m" }, 5 as never)).rejects.toMatchObject({ code: "bad_request" });
+  });
+
+  it("waits on timers that keep the process alive (a wait is never cut short by an exit with nothing else pending)", () => {
+    const t = waitingClock.setTimeout(() => undefined, 10) as NodeJS.Timeout;
+    expect(t.hasRef()).toBe(true);
+    waitingClock.clearTimeout(t);
   });
 });
