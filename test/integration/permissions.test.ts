@@ -52,8 +52,8 @@ describe("NATS permissions, as the README gives them", () => {
   it("sluice serves with persistence and restores; workers admit and report but cannot reach admin; operators can", { timeout: 60_000 }, async () => {
     await serverWith(readmeAuthorization());
     const first = sluice();
-    await until(() => first.out().includes("sluice is serving"), 20_000);
-    expect(first.out()).toContain("durable state: journal and snapshots in JetStream");
+    // Logged just after "sluice is serving": waited for, not read at once.
+    await until(() => first.out().includes("durable state: journal and snapshots in JetStream"), 20_000);
 
     const worker = await connect({ servers: server!.url, user: "worker", pass: PASSWORDS.worker });
     const req = async (s: string, b: unknown) => (await worker.request(`sluice.${s}`, JSON.stringify(b), { timeout: 3000 })).json<any>();
