@@ -213,7 +213,8 @@ export class Admissions {
   private admitOne(req: AdmitRequest, now: number): Decision | Promise<Decision> {
     if (this.closed) throw unavailable("sluice is shutting down");
     this.expireDue(now);
-    const idKey = req.id === undefined ? undefined : `${req.key}\u0000${req.id}`;
+    // Length-prefixed: no key and id can be made to read as another pair (a separator can appear in either).
+    const idKey = req.id === undefined ? undefined : `${req.key.length}:${req.key}${req.id}`;
     if (idKey !== undefined) {
       const hit = this.recent.get(idKey);
       if (hit && hit.until > now) return hit.value instanceof PackedDecision ? hit.value.unpack() : hit.value;

@@ -138,7 +138,13 @@ export const OUTCOMES = ["ok", "rate_limited", "error", "timeout", "cancelled"] 
 
 export const reportSchema = z
   .strictObject({
-    lease: z.string().min(1).max(256).optional(),
+    // No control characters: a lease id goes into a JetStream message id header, where \r or \n cannot.
+    lease: z
+      .string()
+      .min(1)
+      .max(256)
+      .regex(/^[^\x00-\x1f\x7f]+$/, { error: "expected a lease id (no control characters)" })
+      .optional(),
     key: name.optional(),
     model: name.optional(),
     outcome: z.enum(OUTCOMES, { error: `expected one of ${OUTCOMES.join(", ")}` }),
@@ -166,7 +172,9 @@ export const inspectRequestSchema = z.union(
 export type InspectRequest = z.output<typeof inspectRequestSchema>;
 
 export const resetRequestSchema = z.strictObject({
-  scope: z.string().min(3).max(400).regex(/^[a-z][a-z0-9_-]{0,63}:.+$/s, { error: 'expected "kind:value"' }),
+  // The value within the 256 characters of every other name: a reset is journaled on a subject
+  // that carries the scope, and a longer one (percent-encoded) passed NATS's control-line limit.
+  scope: z.string().min(3).max(400).regex(/^[a-z][a-z0-9_-]{0,63}:.{1,256}$/su, { error: 'expected "kind:value" (a value of 1 to 256 characters)' }),
   what: z.enum(["breaker", "usage", "all"], { error: "expected breaker, usage or all" }).default("all"),
 });
 export type ResetRequest = z.output<typeof resetRequestSchema>;

@@ -39,7 +39,7 @@ import { ScopeRegistry } from "../registry/ScopeRegistry.js";
 import { Persistence, type PersistenceOptions } from "../persistence/Persistence.js";
 import { FramePublisher } from "../transport/FramePublisher.js";
 import { HeapWatch } from "./HeapWatch.js";
-import { decodeBody, publishEvent, replyError, replyJson } from "../transport/messages.js";
+import { clipErrorMessage, decodeBody, publishEvent, replyError, replyJson } from "../transport/messages.js";
 import { inspectScope } from "./inspectView.js";
 
 /** Version reported by NATS micro discovery. */
@@ -344,8 +344,13 @@ export class SluiceService {
       )
       .subscribe({
         next: ({ msg, at, result, error }) => {
-          if (error !== undefined) this.fail(subject, msg, error);
-          else this.answer(subject, msg, result, replied && ((queued) => replied(at, queued)));
+          // Nothing may escape to the subscription: a throw there would end the endpoint (and the process).
+          try {
+            if (error !== undefined) this.fail(subject, msg, error);
+            else this.answer(subject, msg, result, replied && ((queued) => replied(at, queued)));
+          } catch (err) {
+            this.logger.error({ err, subject }, "answering a request failed");
+          }
           this.expireAfterTurn();
         },
         error: (err) => this.logger.error({ err, endpoint: name }, "endpoint subscription failed"),
@@ -401,7 +406,14 @@ export class SluiceService {
             for (const msg of owners) this.fail(subject, msg, error);
             return;
           }
-          for (let i = 0; i < owners.length; i++) this.answer(subject, owners[i]!, results[i], done);
+          for (let i = 0; i < owners.length; i++) {
+            // One reply's failure must not cost the others theirs, nor end the endpoint.
+            try {
+              this.answer(subject, owners[i]!, results[i], done);
+            } catch (err) {
+              this.logger.error({ err, subject }, "answering a request failed");
+            }
+          }
           this.expireAfterTurn();
         },
         error: (err) => this.logger.error({ err, endpoint: name }, "endpoint subscription failed"),
@@ -444,7 +456,7 @@ export class SluiceService {
       result
         .then(
           (v) => {
-            replyJson(this.out, msg, v);
+            replyJson(this.out, msg, v, this.logger);
             replied?.(true);
           },
           (e) => this.fail(subject, msg, e),
@@ -453,7 +465,7 @@ export class SluiceService {
           if (--this.inFlight === 0) this.idle?.();
         });
     } else {
-      replyJson(this.out, msg, result);
+      replyJson(this.out, msg, result, this.logger);
       replied?.(false);
     }
   }
@@ -477,7 +489,7 @@ export class SluiceService {
       if (r.success) {
         valid.push(r.data);
         at.push(i);
-      } else out[i] = { error: { code: "bad_request", message: `[${i}].${describeZodError(r.error)}` } };
+      } else out[i] = { error: { code: "bad_request", message: clipErrorMessage(`[${i}].${describeZodError(r.error)}`) } };
     });
     let waiting = false;
     this.admissions.admitMany(valid).forEach((d, j) => {
@@ -489,7 +501,7 @@ export class SluiceService {
         out[at[j]!] = d.catch((e: unknown) => this.batchItemError(e, at[j]!));
       } else if (d instanceof SluiceRequestError) {
         // A field at fault is named by its place in the batch, as the schema's refusals are.
-        out[at[j]!] = d.code === "bad_request" ? { error: { code: d.code, message: `[${at[j]}].${d.message}` } } : d.toReply();
+        out[at[j]!] = { error: { code: d.code, message: clipErrorMessage(d.code === "bad_request" ? `[${at[j]}].${d.message}` : d.message) } };
       } else out[at[j]!] = d;
     });
     return waiting ? Promise.all(out) : out;

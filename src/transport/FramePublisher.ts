@@ -71,6 +71,11 @@ export class FramePublisher {
     return p;
   }
 
+  /** The largest message body the NATS server takes (its `max_payload`); Infinity when unknown. */
+  get maxPayload(): number {
+    return this.protocol?.info?.max_payload ?? this.nc.info?.max_payload ?? Number.POSITIVE_INFINITY;
+  }
+
   /** Publish `body` (text, sent as UTF-8) on `subject` at the end of this turn. */
   publish(subject: string, body: string): void {
     const proto = this.protocol;

@@ -37,10 +37,53 @@ export function publishEvent(out: FramePublisher, subject: string, body: string,
   }
 }
 
-/** Answer with a JSON body through `out`, the publisher of the connection `msg` came on (no-op for a message sent without a reply subject). */
-export function replyJson(out: FramePublisher, msg: ServiceMsg, value: unknown): void {
+/**
+ * Answer with a JSON body through `out`, the publisher of the connection `msg` came on
+ * (no-op for a message sent without a reply subject). A reply over the server's
+ * `max_payload` cannot be sent (nats.js throws, the server would close the connection):
+ * an array of decisions (a batch) is sent without their `limits`, which keeps every
+ * lease and decision; anything still too large is answered `too_large`, naming the size.
+ */
+export function replyJson(out: FramePublisher, msg: ServiceMsg, value: unknown, logger: Logger): void {
   if (!msg.reply) return;
-  out.publish(msg.reply, JSON.stringify(value));
+  let body = JSON.stringify(value);
+  const max = out.maxPayload;
+  if (body.length > max / 4 && Buffer.byteLength(body) > max) {
+    const bytes = Buffer.byteLength(body);
+    const lean = Array.isArray(value) ? JSON.stringify(value.map(withoutLimits)) : undefined;
+    if (lean !== undefined && Buffer.byteLength(lean) <= max) {
+      logger.warn({ subject: msg.subject, bytes, maxPayload: max }, "reply over max_payload: sent without the decisions' limits");
+      body = lean;
+    } else {
+      const hint = "ask for fewer limits (limits: tightest or none), or send fewer items";
+      replyError(msg, new SluiceRequestError("too_large", `reply: ${bytes} bytes, over the NATS server's max_payload of ${max}; ${hint}`), logger);
+      return;
+    }
+  }
+  try {
+    out.publish(msg.reply, body);
+  } catch (err) {
+    // A closed or draining connection: nothing can be answered; it must not take the service down.
+    logger.warn({ err, subject: msg.subject }, "reply not sent");
+  }
+}
+
+/** A decision (an object with `limits`) without them; anything else as it is. */
+function withoutLimits(item: unknown): unknown {
+  return typeof item === "object" && item !== null && "limits" in item ? { ...item, limits: [] } : item;
+}
+
+/** Longest error message sent, characters: a message quotes what it refuses, and that can be most of a 1 MiB body. */
+const MAX_ERROR_MESSAGE = 1_000;
+
+/**
+ * An error message fit for a header and a bounded body: control characters (a field name
+ * with a newline: nats.js refuses a header value holding \r or \n) as spaces, and at most
+ * {@link MAX_ERROR_MESSAGE} characters.
+ */
+export function clipErrorMessage(message: string): string {
+  const flat = message.replace(/[\x00-\x1f\x7f]+/g, " ");
+  return flat.length <= MAX_ERROR_MESSAGE ? flat : `${flat.slice(0, MAX_ERROR_MESSAGE - 1)}…`;
 }
 
 /**
@@ -55,5 +98,10 @@ export function replyError(msg: ServiceMsg, err: unknown, logger: Logger): void 
     logger.debug({ subject: msg.subject, code: e.code, message: e.message }, "refused a message sent without reply subject");
     return;
   }
-  msg.respondError(e.status, e.message, utf8Bytes(JSON.stringify(e.toReply())));
+  const message = clipErrorMessage(e.message);
+  try {
+    msg.respondError(e.status, message, utf8Bytes(JSON.stringify({ error: { code: e.code, message } })));
+  } catch (err) {
+    logger.warn({ err, subject: msg.subject }, "error reply not sent");
+  }
 }
