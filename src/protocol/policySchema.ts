@@ -53,7 +53,17 @@ const latency = z
     minConcurrency: positiveInt().optional(),
     maxConcurrency: positiveInt().optional(),
   })
-  .refine((l) => l.ttftMs !== undefined || l.itlMs !== undefined, { error: "give ttftMs or itlMs", path: ["ttftMs"] });
+  .refine((l) => l.ttftMs !== undefined || l.itlMs !== undefined, { error: "give ttftMs or itlMs", path: ["ttftMs"] })
+  .refine((l) => l.minConcurrency === undefined || l.maxConcurrency === undefined || l.minConcurrency <= l.maxConcurrency, {
+    error: "must be at most maxConcurrency",
+    path: ["minConcurrency"],
+  })
+  .refine(
+    (l) =>
+      l.initialConcurrency === undefined ||
+      ((l.minConcurrency === undefined || l.initialConcurrency >= l.minConcurrency) && (l.maxConcurrency === undefined || l.initialConcurrency <= l.maxConcurrency)),
+    { error: "must lie within minConcurrency and maxConcurrency", path: ["initialConcurrency"] },
+  );
 
 const scopeFields = {
   rps: positive(),
@@ -95,7 +105,8 @@ const scopeOverride = z.strictObject(nullableFields);
 export const policySchema = z.strictObject({
   leaseTtlMs: positiveInt().max(86_400_000, { error: "at most one day" }).optional(),
   jitter: z
-    .strictObject({ min: z.number().min(0).finite(), max: z.number().min(0).finite() })
+    // At most 10: a retry time ×1e308 is no number at all (it went out as null).
+    .strictObject({ min: z.number().min(0).max(10, { error: "at most 10" }), max: z.number().min(0).max(10, { error: "at most 10" }) })
     .refine((j) => j.max >= j.min, { error: "max must be at least min", path: ["max"] })
     .optional(),
   scopes: z.record(

@@ -127,3 +127,29 @@ describe("hostile input - answered, never fatal", () => {
     await stillServes();
   });
 });
+
+describe("hostile input - refused, where it used to pass changed", () => {
+  it("a field named __proto__ is refused, not silently dropped", async () => {
+    for (const [subject, body] of [
+      ["admit", '{"key":"a","model":"m","scopes":{"__proto__":123}}'],
+      ["admit.batch", '[{"key":"a","model":"m","scopes":{"__proto__":{"x":1}}}]'],
+      ["admin.policy.set", '{"scopes":{"__proto__":{"default":{"rpm":1}}}}'],
+    ] as const) {
+      const r = await req(subject, body);
+      expect(r.code, subject).toBe("400");
+      expect(r.body.error.message, subject).toBe("body: a field named __proto__ is not allowed");
+    }
+    // A value that merely says __proto__ is a name like any other.
+    expect((await req("admit", { key: "__proto__", model: "m" })).body.decision).toBe("admit");
+  });
+
+  it("a policy's jitter is at most 10, and the adaptive limit's bounds must hold together", async () => {
+    const jitter = await req("admin.policy.set", { jitter: { min: 1, max: 1e308 }, scopes: {} });
+    expect(jitter.body.error.message).toBe("policy: jitter.max: at most 10");
+    const bounds = await req("admin.policy.set", { scopes: { model: { default: { latency: { ttftMs: 1, tauMs: 1, minConcurrency: 10, maxConcurrency: 1 } } } } });
+    expect(bounds.body.error.message).toBe("policy: scopes.model.default.latency.minConcurrency: must be at most maxConcurrency");
+    const initial = await req("admin.policy.set", { scopes: { model: { default: { latency: { ttftMs: 1, tauMs: 1, maxConcurrency: 8, initialConcurrency: 9 } } } } });
+    expect(initial.body.error.message).toBe("policy: scopes.model.default.latency.initialConcurrency: must lie within minConcurrency and maxConcurrency");
+    await stillServes();
+  });
+});
