@@ -225,11 +225,11 @@ export class SluiceService {
     const maxAdmit = this.opts.maxAdmitBytes ?? DEFAULT_CONFIG.maxAdmitBytes;
     const maxBody = this.opts.maxBodyBytes ?? DEFAULT_CONFIG.maxBodyBytes;
 
-    this.serveMany(svc, "admit", `${p}.admit`, (msg) => parseAdmitRequest(decodeBody(msg, maxAdmit)), (reqs) =>
+    this.serveMany(svc, "admit", `${p}.admit`, (msg) => parseAdmitRequest(decodeBody(replyable(msg), maxAdmit)), (reqs) =>
       this.admissions.admitMany(reqs),
     );
     // A batch is decided and its reply written before the next batch of the same read is begun (oneTaskEach).
-    this.serve(svc, "admit-batch", `${p}.admit.batch`, (msg) => this.admitBatch(decodeBody(msg, maxBody)), oneTaskEach());
+    this.serve(svc, "admit-batch", `${p}.admit.batch`, (msg) => this.admitBatch(decodeBody(replyable(msg), maxBody)), oneTaskEach());
     this.serveMany(svc, "report", `${p}.report`, (msg) => parseOrThrow(reportSchema, decodeBody(msg, maxAdmit)), (reps) =>
       this.admissions.reportDurably(reps),
     );
@@ -619,6 +619,16 @@ export class SluiceService {
 }
 
 export type { Decision };
+
+/**
+ * `msg`, if it can be answered. An admission published without a reply subject would take
+ * a slot, rate and budget for a lease nobody receives (held until it expires): it is not
+ * decided. (Its refusal, with no one to send it to, is logged at debug and counted.)
+ */
+function replyable(msg: ServiceMsg): ServiceMsg {
+  if (!msg.reply) throw badRequest("an admission needs a reply subject (send it as a request): not decided");
+  return msg;
+}
 
 /** A message as an endpoint received it, with its receipt time (performance.now(), when measured). */
 interface Received {

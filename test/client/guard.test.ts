@@ -250,7 +250,8 @@ describe("guard - rejections", () => {
     const { client, clock, sleeps, guardClock, prefix } = await setup({ scopes: { key: { default: { rpm: 1 } } } });
     expect((await client.admit({ key: "k", model: "m" })).decision).toBe("admit");
     // Another caller takes the refilled unit just before the guard's retry.
-    guardClock.beforeFire = () => h.nc.publish(`${prefix}.admit`, JSON.stringify({ key: "k", model: "m" }));
+    // (A request whose reply is ignored: an admission published without a reply subject is not decided.)
+    guardClock.beforeFire = () => void h.nc.request(`${prefix}.admit`, JSON.stringify({ key: "k", model: "m" }), { timeout: 5000 }).catch(() => undefined);
     const run = client.guard({ key: "k", model: "m" }, () => ({ value: 1 }), { clock: guardClock, deadlineMs: 100_000 }).catch((x: unknown) => x);
     await until(() => sleeps.length === 1);
     clock.advance(60_000);

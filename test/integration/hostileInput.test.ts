@@ -153,3 +153,20 @@ describe("hostile input - refused, where it used to pass changed", () => {
     await stillServes();
   });
 });
+
+describe("hostile input - admissions nobody can receive", () => {
+  it("an admission published without a reply subject is not decided: no slot, no usage, no event", async () => {
+    const events: string[] = [];
+    const sub = nc.subscribe(`${prefix}.decisions.*.ghost-model`, { callback: (_e, m) => void events.push(m.subject) });
+    nc.publish(`${prefix}.admit`, JSON.stringify({ key: "ghost", model: "ghost-model", cost: 1 }));
+    nc.publish(`${prefix}.admit.batch`, JSON.stringify([{ key: "ghost2", model: "ghost-model" }]));
+    await nc.flush();
+    // A request after them on the same connection is answered after they were handled.
+    await stillServes();
+    expect((await req("inspect", { scope: "key:ghost" })).body.live).toBe(false);
+    expect((await req("inspect", { scope: "key:ghost2" })).body.live).toBe(false);
+    await nc.flush();
+    sub.unsubscribe();
+    expect(events).toEqual([]);
+  });
+});
