@@ -131,12 +131,15 @@ export class Restorer {
     if (s.ctx === null) return;
     const ctx = withoutInFlight(s.ctx);
     ctx.limits = limits as ResolvedLimits;
-    if (this.now !== undefined && scopeIsPristineAt(ctx, this.now)) {
+    // Judged under the limits it will wake with: the policy may have changed while sluice was
+    // down (a budget period lengthened: under the old one it would read as over, its usage lost).
+    const woken = this.now !== undefined || this.watch ? this.registry.underPolicy(s.scope, ctx) : ctx;
+    if (this.now !== undefined && scopeIsPristineAt(woken, this.now)) {
       this.skipped++;
       return;
     }
     this.registry.setDormant(s.scope, ctx, true);
-    if (this.watch && scopeAwaitedChangeAt(ctx.limits ? ctx : { ...ctx, limits: this.registry.limitsFor(s.scope) }) !== null) this.awaiting.push(s.scope);
+    if (this.watch && scopeAwaitedChangeAt(woken) !== null) this.awaiting.push(s.scope);
   }
 
   /** The limits stored under `id`, checked once: undefined when the bucket has none. */

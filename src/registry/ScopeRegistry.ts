@@ -3,7 +3,7 @@ import { type PolicyDocument, effectivePolicy, parseScope, resolveLimits, type R
 import { type ScopeContext, type ScopeNotice, scopeAdvance, scopeClone, scopeIsPristine, scopeIsPristineAt } from "../../machines/scope.js";
 import { scopeLogic, scopeLogicImmutable } from "../../machines/scopeLogic.js";
 import { DormantStore } from "./DormantStore.js";
-import { scopeMachine } from "../../machines/scopeMachine.js";
+import { scopeMachine, scopeStep } from "../../machines/scopeMachine.js";
 import type { Clock } from "../clock.js";
 
 /**
@@ -71,8 +71,16 @@ export class ScopeRegistry {
   /** Where the walk over the dormant contexts ({@link reclaimDormant}) resumes. */
   private dormantCursor: Iterator<string> | undefined;
 
+  /**
+   * When the policy in force took effect: this registry's start (a restart, under the policy
+   * file), or the last `setPolicy`. A context kept under older limits is brought under the
+   * policy as of then (see {@link underPolicy}).
+   */
+  private policyAt: number;
+
   constructor(private readonly opts: ScopeRegistryOptions) {
     this.doc = opts.policy;
+    this.policyAt = opts.clock.now();
     this.maxScopes = opts.maxScopes ?? DEFAULT_MAX_SCOPES;
     this.maxLive = opts.maxLive ?? DEFAULT_MAX_LIVE_SCOPES;
   }
@@ -130,9 +138,10 @@ export class ScopeRegistry {
     if (onNotice) (actor as Actor<typeof scopeMachine>).on("*", (n) => onNotice(scope, n as ScopeNotice));
     actor.start();
     this.actors.set(scope, actor);
-    // A context from before a policy change gets the limits in force now (usage kept).
+    // A context from before a policy change gets the limits in force (usage kept), as of when
+    // they took effect (see underPolicy).
     if (restored && restored.limits !== limits && JSON.stringify(restored.limits) !== JSON.stringify(limits)) {
-      actor.send({ type: "policy", limits, now });
+      actor.send({ type: "policy", limits, now: this.policyTime(restored) });
     }
     return actor;
   }
@@ -165,6 +174,7 @@ export class ScopeRegistry {
     this.doc = doc;
     this.defaultLimits.clear();
     const now = this.opts.clock.now();
+    this.policyAt = now;
     for (const [scope, actor] of [...this.actors]) {
       const limits = this.limitsFor(scope);
       actor.send({ type: "policy", limits, now });
@@ -233,10 +243,13 @@ export class ScopeRegistry {
     }
     const kept = this.dormant.get(scope);
     if (!kept) return undefined;
-    // A context restored without limits wakes with the policy's: advance it with those.
-    const ctx = kept.limits ? kept : { ...kept, limits: this.limitsFor(scope) };
+    // Advanced under the limits it would wake with, not those it fell asleep with.
+    const ctx = this.underPolicy(scope, kept);
     const step = scopeAdvance(ctx, now);
-    if (step.ctx === ctx) return ctx;
+    if (step.ctx === ctx) {
+      if (ctx !== kept && ctx.limits !== kept.limits && kept.limits) this.dormant.set(scope, ctx, true);
+      return ctx;
+    }
     const onNotice = this.opts.onNotice;
     if (onNotice) for (const n of step.notices) onNotice(scope, n);
     if (scopeIsPristine(step.ctx, now)) {
@@ -245,6 +258,29 @@ export class ScopeRegistry {
     }
     this.dormant.set(scope, step.ctx, true);
     return step.ctx;
+  }
+
+  /**
+   * A sleeping scope's context as it would wake at `now`: under the limits the policy gives
+   * it now (a `policy` event, usage kept) where it was kept with others: a snapshot from
+   * before the policy file changed, or a scope asleep through `admin.policy.set`. What time
+   * alone does to a sleeping scope (its tick, whether it is back at its defaults) is judged
+   * under these: under the old ones, a budget period lengthened since would end early and
+   * its usage be dropped. A context kept without limits gets the policy's.
+   */
+  underPolicy(scope: string, ctx: ScopeContext): ScopeContext {
+    const limits = this.limitsFor(scope);
+    if (ctx.limits === limits) return ctx;
+    if (!ctx.limits) return { ...ctx, limits };
+    if (JSON.stringify(ctx.limits) === JSON.stringify(limits)) return ctx;
+    // As of when the policy took effect, not of now: the old limits' resets that fell due
+    // after that (a 20 s period ending while the scope slept under a new 120 s one) never happened.
+    return scopeStep(ctx, { type: "policy", limits, now: this.policyTime(ctx) }).ctx;
+  }
+
+  /** When a context kept under older limits came under the policy in force. */
+  private policyTime(ctx: ScopeContext): number {
+    return Math.max(this.policyAt, ctx.lastActiveAt);
   }
 
   /** Is `scope` passivated with its context kept (so reviving it adds nothing)? */
@@ -294,7 +330,8 @@ export class ScopeRegistry {
         continue;
       }
       looked++;
-      const ctx = this.dormant.get(next.value);
+      const kept = this.dormant.get(next.value);
+      const ctx = kept && this.underPolicy(next.value, kept);
       if (ctx && scopeIsPristineAt(ctx, now)) {
         this.dormant.delete(next.value);
         reclaimed++;

@@ -24,6 +24,11 @@ export interface StateWakesOptions {
   registry: ScopeRegistry;
   clock: Clock;
   logger?: Logger;
+  /**
+   * Told of each scope a tick changed (persistence marks it for the next snapshot: else a
+   * restart would restore the state from before, and announce its end a second time).
+   */
+  changed?: (scope: string) => void;
   perRun?: number;
   maxTimerMs?: number;
 }
@@ -92,8 +97,8 @@ export class StateWakes {
   /** Watch `scope`, whose context is `ctx` (live or asleep): tick it when its awaited state ends, if it is in one. */
   watch(scope: string, ctx: ScopeContext): void {
     if (this.stopped) return;
-    // A context restored without limits wakes with the policy's: its times are read with those.
-    const at = scopeAwaitedChangeAt(ctx.limits ? ctx : { ...ctx, limits: this.opts.registry.limitsFor(scope) });
+    // Its times are read under the limits it would wake with (a sleeping scope may hold older ones).
+    const at = scopeAwaitedChangeAt(this.opts.registry.underPolicy(scope, ctx));
     if (at === null) {
       this.due.delete(scope); // its heap entry is skipped when it comes up
       return;
@@ -151,6 +156,7 @@ export class StateWakes {
       n++;
       try {
         const ctx = registry.tick(top.scope, now);
+        this.opts.changed?.(top.scope);
         if (ctx) this.watch(top.scope, ctx);
       } catch (err) {
         // One scope's failure must not stop the others' ticks (nor the timer).

@@ -181,7 +181,7 @@ export class SluiceService {
       changed: persistence?.markDirty,
       expirySlackMs: EXPIRY_SLACK_MS,
     });
-    this.stateWakes = new StateWakes({ registry: this.registry, clock: this.clock, logger: this.logger });
+    this.stateWakes = new StateWakes({ registry: this.registry, clock: this.clock, logger: this.logger, changed: persistence?.markDirty });
     this.passivator = new Passivator({
       registry: this.registry,
       clock: this.clock,

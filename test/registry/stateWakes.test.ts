@@ -183,3 +183,62 @@ describe("state wakes - what time ends is announced when it ends", () => {
     expect(s.wakes.size).toBe(0);
   });
 });
+
+describe("sleeping scopes under a policy changed since they fell asleep", () => {
+  const OLD = { scopes: { key: { default: { budget: { limit: 5, periodMs: 20_000 } } } } };
+  const NEW = { scopes: { key: { default: { budget: { limit: 5, periodMs: 120_000 } } } } };
+
+  /** A snapshot of key:k with its rolling budget spent, taken under OLD. */
+  function spentUnderOld() {
+    const s = setup(OLD);
+    exhaust5(s);
+    return JSON.parse(JSON.stringify(s.registry.context("key:k")!));
+  }
+  function exhaust5(s: ReturnType<typeof setup>) {
+    const d = s.admit({ key: "k", cost: 5 });
+    s.report({ lease: d.lease, outcome: "ok", cost: 5 });
+  }
+
+  it("a restart under a longer period: restored, watched, ticked and reclaimed under the new period, its usage kept until then", async () => {
+    const ctx = spentUnderOld();
+    // Restarted 1.5 s later, within the old period (20 s); its end then passes while the scope sleeps.
+    const clock = new ManualClock(START + 1_500);
+    const notices: string[] = [];
+    let wakes: StateWakes | undefined;
+    const registry = new ScopeRegistry({ policy: parsePolicy(NEW), clock, onNotice: (scope, n) => notices.push(`${scope} ${n.type} ${clock.now() - START}`) });
+    const changed: string[] = [];
+    wakes = new StateWakes({ registry, clock, changed: (s) => changed.push(s) });
+    const restorer = new Restorer(registry, clock.now(), (scope, c) => wakes!.watch(scope, c));
+    restorer.load([{ seq: 1, scope: "key:k", ctx }]);
+    restorer.finish();
+    expect(restorer.skipped).toBe(0); // not taken for back at its defaults
+    expect(wakes.dueAt("key:k")).toBe(START + 120_000);
+    // The dormant walk does not drop it either.
+    clock.advance(58_500);
+    expect(registry.reclaimDormant(10, clock.now()).reclaimed).toBe(0);
+    expect(notices).toEqual([]);
+    const admissions = new Admissions({ registry, clock, random: () => 0 });
+    expect(admissions.admit(admitRequestSchema.parse({ key: "k", model: "m", cost: 1 }))).toMatchObject({ decision: "reject", reason: "budget_exhausted" });
+    admissions.close();
+    clock.advance(START + 120_000 - clock.now());
+    expect(notices).toEqual(["key:k budget.reset 120000"]);
+    expect(changed).toEqual(["key:k"]); // marked for the next snapshot
+  });
+
+  it("asleep through admin.policy.set: its tick is timed and made under the new period", async () => {
+    const s = setup(OLD, { idleMs: 5_000 });
+    exhaust5(s);
+    await s.turn();
+    s.clock.advance(10_000);
+    expect(s.registry.peek("key:k")).toBeUndefined();
+    expect(s.registry.isDormant("key:k")).toBe(true);
+    s.registry.setPolicy(parsePolicy(NEW));
+    s.wakes.rewatch();
+    expect(s.wakes.dueAt("key:k")).toBe(START + 120_000);
+    s.clock.advance(20_000); // the old period's end passes
+    expect(s.of("budget.reset")).toEqual([]);
+    expect(s.registry.isDormant("key:k")).toBe(true);
+    s.clock.advance(START + 120_000 - s.clock.now());
+    expect(s.of("budget.reset").map((n) => n.at)).toEqual([START + 120_000]);
+  });
+});
