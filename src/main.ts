@@ -212,6 +212,10 @@ main().catch((err) => {
   if (denied !== undefined) {
     fail(`NATS refused a permission sluice needs (${denied}): grant it to sluice's NATS user; the README's "NATS permissions" lists them`, 1);
   }
+  // NATS unreachable (a configured server that is down): one line, as every other start failure.
+  if (err instanceof Error && (err.name === "ConnectionError" || /connection refused|ECONNREFUSED|ENOTFOUND|EHOSTUNREACH/.test(err.message))) {
+    fail(`cannot connect to NATS (${err.message}); check NATS_URL, or unset it to use or start a local nats-server`, 1);
+  }
   process.stderr.write(`sluice: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
   process.exit(1);
 });

@@ -69,6 +69,8 @@ export class CommandContext {
       throw e;
     }
     const servers = this.servers.split(",").map((s) => s.trim()).filter(Boolean);
+    // An empty list would connect to nats.js's default server rather than the one meant.
+    if (servers.length === 0) throw new UsageError(`--server: expected one or more NATS URLs (got ${JSON.stringify(this.servers)})`);
     try {
       this.nc = await connect({ ...natsOptions, servers, name: "sluice-cli", timeout: this.global.timeoutMs });
     } catch (e) {
@@ -84,7 +86,10 @@ export class CommandContext {
     try {
       this.client = new SluiceClient(nc, { prefix: this.prefix, timeoutMs: this.global.timeoutMs, batch: false });
     } catch (e) {
-      throw new UsageError(`--prefix: ${(e as Error).message.replace(/^options\.prefix: /, "")}`);
+      // The flags are checked before; this is the environment's SLUICE_PREFIX.
+      const message = (e as Error).message;
+      if (message.startsWith("options.prefix: ")) throw new UsageError(`--prefix (or SLUICE_PREFIX): ${message.replace(/^options\.prefix: /, "")}`);
+      throw new UsageError(message);
     }
     return this.client;
   }

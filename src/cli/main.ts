@@ -54,6 +54,7 @@ export async function runCli(args: string[], io: CliIo): Promise<number> {
     if (name === undefined || name === "help") {
       const topic = name === "help" ? args[args.indexOf("help") + 1] : undefined;
       if (topic !== undefined && COMMAND_HELP[topic]) io.stdout.write(`${COMMAND_HELP[topic]}\n\n${GLOBAL_HELP}\n`);
+      else if (topic !== undefined && name === "help") throw new UsageError(`help: unknown command ${JSON.stringify(topic)}`);
       else if (name === "help" || args.includes("--help") || args.includes("-h")) io.stdout.write(`${MAIN_HELP}\n`);
       else throw new UsageError("missing command");
       return EXIT.ok;
@@ -78,7 +79,10 @@ export async function runCli(args: string[], io: CliIo): Promise<number> {
     let timeoutMs = DEFAULT_CLI_TIMEOUT_MS;
     if (values.timeout !== undefined) {
       timeoutMs = Number(values.timeout);
-      if (!/^\d+$/.test(values.timeout) || timeoutMs < 1) throw new UsageError(`--timeout: expected a positive number of ms (got ${JSON.stringify(values.timeout)})`, name);
+      // At most an hour, as the client takes: past Node's timer range a timer fires at once (or the CLI hangs).
+      if (!/^\d+$/.test(values.timeout) || timeoutMs < 1 || timeoutMs > 3_600_000) {
+        throw new UsageError(`--timeout: expected a positive number of ms, at most 3600000 (got ${JSON.stringify(values.timeout)})`, name);
+      }
     }
     const global: GlobalOptions = { server: values.server, prefix: values.prefix, timeoutMs, json: values.json === true };
     if (global.prefix !== undefined && !/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/.test(global.prefix)) {

@@ -100,6 +100,12 @@ describe("cli - help and usage", () => {
     expectUsage(await sluice(), /^sluice: missing command$/);
     expectUsage(await sluice("frobnicate"), /^sluice: unknown command "frobnicate"$/);
     expectUsage(await sluice("ls", "--timeout", "soon"), /--timeout: expected a positive number/, "ls");
+    // Past Node's timer range the CLI hung; past the client's bound it blamed --prefix.
+    expectUsage(await sluice("ls", "--timeout", "99999999999"), /^sluice: --timeout: expected a positive number of ms, at most 3600000/, "ls");
+    expectUsage(await sluice("ls", "--timeout", "3600001"), /^sluice: --timeout: /, "ls");
+    expectUsage(await sluice("help", "bogus"), /^sluice: help: unknown command "bogus"$/);
+    expectUsage(await sluice("-s", " , ", "ls"), /^sluice: --server: expected one or more NATS URLs/);
+    expectUsage(await sluice("watch", "gpt-4o", "--model", "m2"), /^sluice: watch: gpt-4o and --model m2: give one$/, "watch");
   });
 
   it("cannot reach NATS: one line, exit 1", async () => {
@@ -304,5 +310,10 @@ describe("cli - serve", () => {
     const r = await sluice("serve", "--server", h.server.url, "--policy", bad);
     expect(r.code).toBe(2);
     expect(r.err).toBe(`sluice: SLUICE_POLICY=${bad}: policy: scopes.key.default.rpm: expected a positive number\n`);
+  });
+
+  it("cannot reach the NATS it is given: one line, exit 1, no stack trace", async () => {
+    const r = await sluice("serve", "--server", "nats://127.0.0.1:1", "--prefix", "unreachable");
+    expectFailure(r, /^sluice: cannot connect to NATS \(.+\); check NATS_URL/);
   });
 });

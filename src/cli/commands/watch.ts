@@ -19,9 +19,14 @@ export const watchCommand: Command = {
     let decision = str(values, "decision");
     let model = str(values, "model");
     const filter = positionals[0];
-    // A bare filter is a decision when it names one, otherwise a model.
-    if (filter === "admit" || filter === "reject") decision ??= filter;
-    else if (filter !== undefined) model ??= filter;
+    // A bare filter is a decision when it names one, otherwise a model; given twice, it is ambiguous.
+    if (filter === "admit" || filter === "reject") {
+      if (decision !== undefined && decision !== filter) throw new UsageError(`watch: ${filter} and --decision ${decision}: give one`, "watch");
+      decision = filter;
+    } else if (filter !== undefined) {
+      if (model !== undefined && model !== filter) throw new UsageError(`watch: ${filter} and --model ${model}: give one`, "watch");
+      model = filter;
+    }
     if (decision !== undefined && decision !== "admit" && decision !== "reject") {
       throw new UsageError(`watch: --decision: expected admit or reject (got ${JSON.stringify(decision)})`, "watch");
     }
