@@ -235,7 +235,8 @@ function copyTally(t: Map<string, Map<string, number>>): Map<string, Map<string,
 }
 
 function toPoint(frame: DashboardFrame): HistoryPoint {
-  const m: Record<string, PointModel> = {};
+  // No prototype: a model named "__proto__" is a key like any other.
+  const m: Record<string, PointModel> = Object.create(null);
   for (const f of frame.models) m[f.model] = { t: f.ttftMs, i: f.itlMs, a: f.admits, r: f.rejects, p: f.pacingMs };
   return { seq: frame.seq, ts: frame.ts, intervalMs: frame.intervalMs, m };
 }

@@ -129,10 +129,14 @@ var REASONS = {
 };
 var KIND_COLORS = ["#2dd4bf", "#818cf8", "#f472b6", "#fbbf24", "#34d399", "#60a5fa", "#f87171", "#c084fc"];
 var points = [];
-var cards = {};
+/* Maps keyed by model names (any string a caller sends: "constructor", "__proto__") have no prototype. */
+function dict() { return Object.create(null); }
+var cards = dict();
 var last = null;
 
 function $(id) { return document.getElementById(id); }
+/* A point's model, only if the point has it (never an inherited property of the name). */
+function modelOf(point, model) { return Object.prototype.hasOwnProperty.call(point.m, model) ? point.m[model] : undefined; }
 function esc(s) {
   return String(s).replace(/[&<>"']/g, function (c) {
     return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
@@ -223,7 +227,7 @@ function bars(pts) {
 function seriesOf(model, field) {
   var out = [];
   for (var i = 0; i < points.length; i++) {
-    var m = points[i].m[model];
+    var m = modelOf(points[i], model);
     out.push(m ? m[field] : null);
   }
   return out;
@@ -231,7 +235,7 @@ function seriesOf(model, field) {
 function pointsOf(model) {
   var out = [];
   for (var i = 0; i < points.length; i++) {
-    var m = points[i].m[model], k = 1000 / Math.max(points[i].intervalMs, 1);
+    var m = modelOf(points[i], model), k = 1000 / Math.max(points[i].intervalMs, 1);
     if (!m) { out.push({ a: 0, r: {} }); continue; }
     var r = {};
     for (var reason in m.r) r[reason] = m.r[reason] * k;
@@ -251,7 +255,7 @@ function smooth(pts, n) {
   return { a: a / k, r: r };
 }
 function toPoint(frame) {
-  var m = {};
+  var m = dict();
   for (var i = 0; i < frame.models.length; i++) {
     var f = frame.models[i];
     m[f.model] = { t: f.ttftMs, i: f.itlMs, a: f.admits, r: f.rejects, p: f.pacingMs };
@@ -335,11 +339,11 @@ function chart(title, value, limit, series, color) {
 }
 
 function renderModels(frame) {
-  var box = $("models"), seen = {};
+  var box = $("models"), seen = dict();
   $("models-count").textContent = frame.models.length + (frame.moreModels ? " shown · " + frame.moreModels + " more" : "");
   if (frame.models.length === 0) {
     box.innerHTML = '<div class="empty">No model scopes yet. A model appears here after its first admission.</div>';
-    cards = {};
+    cards = dict();
     return;
   }
   if (box.querySelector(".empty")) box.innerHTML = "";

@@ -29,6 +29,14 @@ export const DEFAULT_HTTP = {
   host: "0.0.0.0",
   /** An SSE client this far behind (bytes buffered) is dropped rather than buffered without bound. */
   maxBufferedBytes: 4 * 1024 * 1024,
+  /** Most dashboard streams (`/events`) open at once; more are answered 503. */
+  maxStreams: 64,
+  /** Most connections at once: more are closed as they come (a flood of idle sockets must not use up the process's descriptors, which NATS needs). */
+  maxConnections: 512,
+  /** How long a request's headers may take to arrive, ms (a client trickling them holds a socket). */
+  headersTimeoutMs: 10_000,
+  /** How often idle and slow connections are checked, ms. */
+  checkEveryMs: 5_000,
 } as const;
 
 /** Options of {@link startHttpServer}. */
@@ -44,6 +52,8 @@ export interface HttpServerOptions {
   /** The metrics whose observer the service was started with; default: new ones (counters then stay at 0). */
   metrics?: SluiceMetrics;
   logger?: Logger;
+  /** Limits on clients (see {@link DEFAULT_HTTP}); tests shorten the times. */
+  limits?: Partial<Record<"maxStreams" | "maxConnections" | "headersTimeoutMs" | "checkEveryMs", number>>;
   /** Dashboard feed settings (interval, history length). */
   feed?: Partial<Pick<DashboardFeedOptions, "intervalMs" | "historyLength" | "maxModels">>;
 }
@@ -71,7 +81,13 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<SluiceHt
   const streams = new Set<ServerResponse>();
   const ready = () => connection.connected() && opts.service.serving;
 
-  const server: Server = createServer((req, res) => {
+  const limits = {
+    maxStreams: opts.limits?.maxStreams ?? DEFAULT_HTTP.maxStreams,
+    maxConnections: opts.limits?.maxConnections ?? DEFAULT_HTTP.maxConnections,
+    headersTimeoutMs: opts.limits?.headersTimeoutMs ?? DEFAULT_HTTP.headersTimeoutMs,
+    checkEveryMs: opts.limits?.checkEveryMs ?? DEFAULT_HTTP.checkEveryMs,
+  };
+  const server: Server = createServer({ connectionsCheckingInterval: limits.checkEveryMs, headersTimeout: limits.headersTimeoutMs, requestTimeout: 2 * limits.headersTimeoutMs }, (req, res) => {
     handle(req, res).catch((err) => {
       logger.error({ err, url: req.url }, "http request failed");
       if (!res.headersSent) send(res, 500, "text/plain; charset=utf-8", "internal error\n");
@@ -80,6 +96,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<SluiceHt
   });
   // Keep-alive sockets of idle scrapers must not hold stop() up; see closeAllConnections in stop().
   server.keepAliveTimeout = 5_000;
+  server.maxConnections = limits.maxConnections;
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (req.method !== "GET" && req.method !== "HEAD") {
@@ -87,7 +104,9 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<SluiceHt
       send(res, 405, "text/plain; charset=utf-8", "method not allowed\n");
       return;
     }
-    const path = (req.url ?? "/").split("?", 1)[0];
+    // The origin form (/metrics?x), or the absolute form HTTP/1.1 also allows (http://host/metrics).
+    const url = req.url ?? "/";
+    const path = /^https?:\/\//i.test(url) ? new URL(url).pathname : url.split("?", 1)[0];
     switch (path) {
       case "/metrics":
         send(res, 200, metrics.contentType, await metrics.metrics());
@@ -116,6 +135,10 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<SluiceHt
   }
 
   function openStream(req: IncomingMessage, res: ServerResponse): void {
+    if (req.method !== "HEAD" && streams.size >= limits.maxStreams) {
+      send(res, 503, "text/plain; charset=utf-8", `too many dashboard streams open (${limits.maxStreams})\n`, { "Retry-After": "10" });
+      return;
+    }
     res.writeHead(200, {
       "Content-Type": "text/event-stream; charset=utf-8",
       "Cache-Control": "no-cache, no-transform",
@@ -126,6 +149,8 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<SluiceHt
       res.end();
       return;
     }
+    // A client gone without closing (a laptop shut) is found by TCP keepalive, not only once 4 MB back up.
+    req.socket.setKeepAlive(true, 30_000);
     streams.add(res);
     res.write(`retry: 2000\n\nevent: history\ndata: ${JSON.stringify(feed.history())}\n\n`);
     write(feed.latest());

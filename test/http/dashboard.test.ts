@@ -100,6 +100,8 @@ describe("dashboard - in a real browser", () => {
       await req("report", { lease: d.lease, outcome: "ok", cost: 1, ttftMs: 300, itlMs: 12 });
     }
 
+    // Models named like Object's own properties: any caller can name them, and the page must draw them as any other.
+    for (const model of ["constructor", "__proto__"]) expect((await req("admit", { key: "globex", model })).decision).toBe("admit");
     http.metrics.scanner?.invalidate();
     http.feed.tick(); // the frame a page opened now is sent first
     const page = await browser!.newPage({ viewport: { width: 1280, height: 900 } });
@@ -108,6 +110,7 @@ describe("dashboard - in a real browser", () => {
     await page.goto(`${http.url}/`);
     await expect.poll(() => drawn(page), { timeout: 10_000 }).toBe(1);
 
+    for (const model of ["constructor", "__proto__"]) expect(await page.locator(`article[data-model="${model}"]`).count(), model).toBe(1);
     const card = page.locator('article[data-model="gpt-4o"]');
     expect(await card.locator('[data-testid="breaker"]').textContent()).toBe("open");
     expect(await card.locator('[data-testid="admit-total"]').textContent()).toBe("4");

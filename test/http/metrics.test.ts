@@ -337,6 +337,12 @@ describe("dashboard feed - frames that share a scan", () => {
     expect(second.models.find((m) => m.model === "m")).toMatchObject({ rejects: { circuit_open: 2 }, rejectTotal: 2 });
     expect(feed.history().map((p) => p.seq)).toEqual([first.seq, second.seq]);
     expect(feed.history()[1]!.m.m!.r).toEqual({ circuit_open: 2 });
+    // A model named "__proto__" is a key of the point like any other (it used to set the object's prototype).
+    metrics.observer.decision!({ ...reject, model: "__proto__" });
+    const third = feed.tick();
+    expect(third.models.map((m) => m.model)).toContain("__proto__");
+    expect(Object.hasOwn(feed.history()[2]!.m, "__proto__")).toBe(true);
+    expect(JSON.parse(JSON.stringify(feed.history()[2])).m.__proto__.r).toEqual({ circuit_open: 1 });
     registry.stopAll();
   });
 });
