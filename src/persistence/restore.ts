@@ -53,17 +53,15 @@ export class Restorer {
   /** The first few of them: the KV key or scope, and what was wrong. */
   readonly unreadableExamples: string[] = [];
 
-  /**
-   * @param now the time of the restart: a snapshot that holds nothing but defaults by then
-   *   (buckets refilled, budget periods over) is left out, as the Passivator would drop it.
-   *   Undefined: every snapshot is kept.
-   */
   /** Restored scopes in a state that time ends (an open breaker, an exhausted budget), for {@link watch}. */
   private readonly awaiting: string[] = [];
 
   /**
-   * `watch`: told, once the replay is over, of each restored scope that is in a state time
-   * ends (an open breaker, an exhausted budget), so that it is ticked then (StateWakes).
+   * @param now the time of the restart: a snapshot that holds nothing but defaults by then
+   *   (buckets refilled, budget periods over) is left out, as the Passivator would drop it.
+   *   Undefined: every snapshot is kept.
+   * @param watch told, once the replay is over, of each restored scope that is in a state
+   *   time ends (an open breaker, an exhausted budget), so that it is ticked then (StateWakes).
    */
   constructor(
     private readonly registry: ScopeRegistry,

@@ -140,7 +140,7 @@ export class ScopeRegistry {
     this.actors.set(scope, actor);
     // A context from before a policy change gets the limits in force (usage kept), as of when
     // they took effect (see underPolicy).
-    if (restored && restored.limits !== limits && JSON.stringify(restored.limits) !== JSON.stringify(limits)) {
+    if (restored && !sameLimits(restored.limits, limits)) {
       actor.send({ type: "policy", limits, now: this.policyTime(restored) });
     }
     return actor;
@@ -247,7 +247,8 @@ export class ScopeRegistry {
     const ctx = this.underPolicy(scope, kept);
     const step = scopeAdvance(ctx, now);
     if (step.ctx === ctx) {
-      if (ctx !== kept && ctx.limits !== kept.limits && kept.limits) this.dormant.set(scope, ctx, true);
+      // Kept under the policy now, if it was brought under it (not merely lent the limits it lacked).
+      if (ctx !== kept && kept.limits) this.dormant.set(scope, ctx, true);
       return ctx;
     }
     const onNotice = this.opts.onNotice;
@@ -261,8 +262,8 @@ export class ScopeRegistry {
   }
 
   /**
-   * A sleeping scope's context as it would wake at `now`: under the limits the policy gives
-   * it now (a `policy` event, usage kept) where it was kept with others: a snapshot from
+   * A sleeping scope's context as it would wake: under the limits the policy gives it now
+   * (a `policy` event, usage kept) where it was kept with others: a snapshot from
    * before the policy file changed, or a scope asleep through `admin.policy.set`. What time
    * alone does to a sleeping scope (its tick, whether it is back at its defaults) is judged
    * under these: under the old ones, a budget period lengthened since would end early and
@@ -270,9 +271,8 @@ export class ScopeRegistry {
    */
   underPolicy(scope: string, ctx: ScopeContext): ScopeContext {
     const limits = this.limitsFor(scope);
-    if (ctx.limits === limits) return ctx;
     if (!ctx.limits) return { ...ctx, limits };
-    if (JSON.stringify(ctx.limits) === JSON.stringify(limits)) return ctx;
+    if (sameLimits(ctx.limits, limits)) return ctx;
     // As of when the policy took effect, not of now: the old limits' resets that fell due
     // after that (a 20 s period ending while the scope slept under a new 120 s one) never happened.
     return scopeStep(ctx, { type: "policy", limits, now: this.policyTime(ctx) }).ctx;
@@ -345,4 +345,9 @@ export class ScopeRegistry {
     for (const actor of this.actors.values()) actor.stop();
     this.actors.clear();
   }
+}
+
+/** Are these the same limits: the one object (nearly always), or equal ones (an override's, resolved anew)? */
+function sameLimits(a: ResolvedLimits, b: ResolvedLimits): boolean {
+  return a === b || JSON.stringify(a) === JSON.stringify(b);
 }

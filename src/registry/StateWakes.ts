@@ -89,7 +89,6 @@ export class StateWakes {
 
   private readonly watchNoticed = (): void => {
     this.noticedQueued = false;
-    const { registry } = this.opts;
     for (const scope of this.noticed) this.watchScope(scope);
     this.noticed.clear();
   };
