@@ -489,29 +489,29 @@ export class SluiceService {
       if (r.success) {
         valid.push(r.data);
         at.push(i);
-      } else out[i] = { error: { code: "bad_request", message: clipErrorMessage(`[${i}].${describeZodError(r.error)}`) } };
+      } else out[i] = this.batchItemError(badRequest(describeZodError(r.error)), i);
     });
     let waiting = false;
     this.admissions.admitMany(valid).forEach((d, j) => {
-      if (d instanceof SluiceRequestError && d.code === "internal") this.logger.error({ err: d.cause ?? d, item: at[j] }, "batch item failed");
+      const i = at[j]!;
       if (d instanceof Promise) {
         waiting = true;
         // A wait that ends in an error (shutting down) is that item's error: the other items were
         // decided, some admitted with a lease and an event, and their callers must get them.
-        out[at[j]!] = d.catch((e: unknown) => this.batchItemError(e, at[j]!));
-      } else if (d instanceof SluiceRequestError) {
-        // A field at fault is named by its place in the batch, as the schema's refusals are.
-        out[at[j]!] = { error: { code: d.code, message: clipErrorMessage(d.code === "bad_request" ? `[${at[j]}].${d.message}` : d.message) } };
-      } else out[at[j]!] = d;
+        out[i] = d.catch((e: unknown) => this.batchItemError(e, i));
+      } else out[i] = d instanceof SluiceRequestError ? this.batchItemError(d, i) : d;
     });
     return waiting ? Promise.all(out) : out;
   }
 
-  /** An error in place of one item of a batch reply. */
-  private batchItemError(e: unknown, item: number): unknown {
-    if (isSluiceRequestError(e)) return e.toReply();
-    this.logger.error({ err: e, item }, "batch item failed");
-    return new SluiceRequestError("internal", "internal error").toReply();
+  /**
+   * An error in place of item `item` of a batch reply. A field at fault is named by the
+   * item's place (`[3].tokens: …`); an unexpected error is logged and answered `internal`.
+   */
+  private batchItemError(e: unknown, item: number): { error: { code: string; message: string } } {
+    const err = isSluiceRequestError(e) ? e : new SluiceRequestError("internal", "internal error", { cause: e });
+    if (err.code === "internal") this.logger.error({ err: err.cause ?? err, item }, "batch item failed");
+    return { error: { code: err.code, message: clipErrorMessage(err.code === "bad_request" ? `[${item}].${err.message}` : err.message) } };
   }
 
   private applyPolicy(doc: PolicyDocument): void {
