@@ -7,6 +7,7 @@
 import { readFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 import { isSluiceClientError } from "../client/SluiceClientError.js";
+import { MAX_TIMEOUT_MS } from "../client/options.js";
 import type { Command } from "./command.js";
 import { admitCommand } from "./commands/admit.js";
 import { inspectCommand, lsCommand } from "./commands/inspect.js";
@@ -79,9 +80,9 @@ export async function runCli(args: string[], io: CliIo): Promise<number> {
     let timeoutMs = DEFAULT_CLI_TIMEOUT_MS;
     if (values.timeout !== undefined) {
       timeoutMs = Number(values.timeout);
-      // At most an hour, as the client takes: past Node's timer range a timer fires at once (or the CLI hangs).
-      if (!/^\d+$/.test(values.timeout) || timeoutMs < 1 || timeoutMs > 3_600_000) {
-        throw new UsageError(`--timeout: expected a positive number of ms, at most 3600000 (got ${JSON.stringify(values.timeout)})`, name);
+      // Within the client's bound: past Node's timer range a timer fires at once (or the CLI hangs).
+      if (!/^\d+$/.test(values.timeout) || timeoutMs < 1 || timeoutMs > MAX_TIMEOUT_MS) {
+        throw new UsageError(`--timeout: expected a positive number of ms, at most ${MAX_TIMEOUT_MS} (got ${JSON.stringify(values.timeout)})`, name);
       }
     }
     const global: GlobalOptions = { server: values.server, prefix: values.prefix, timeoutMs, json: values.json === true };

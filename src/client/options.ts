@@ -65,16 +65,19 @@ export const DEFAULT_CLIENT_OPTIONS = {
 /** Options after defaults and validation. */
 export type ResolvedClientOptions = Required<SluiceClientOptions>;
 
+/** Longest request timeout, ms: an hour. A timer past 2^31 ms (with a request's waitMs added) fires at once. */
+export const MAX_TIMEOUT_MS = 3_600_000;
+const TIMEOUT_ERROR = `expected a positive integer of ms, at most ${MAX_TIMEOUT_MS}`;
+
 const optionsSchema = z.strictObject({
   prefix: z
     .string({ error: "expected a string" })
     .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, { error: "expected subject tokens such as sluice or acme.sluice" }),
-  // An hour at most: a timer past 2^31 ms (with a request's waitMs added) fires at once.
   timeoutMs: z
-    .number({ error: "expected a positive integer of ms, at most 3600000" })
-    .int({ error: "expected a positive integer of ms, at most 3600000" })
-    .positive({ error: "expected a positive integer of ms, at most 3600000" })
-    .max(3_600_000, { error: "expected a positive integer of ms, at most 3600000" }),
+    .number({ error: TIMEOUT_ERROR })
+    .int({ error: TIMEOUT_ERROR })
+    .positive({ error: TIMEOUT_ERROR })
+    .max(MAX_TIMEOUT_MS, { error: TIMEOUT_ERROR }),
   batch: z.boolean({ error: "expected true or false" }),
   batchWindowMs: z
     .number({ error: "expected a number of ms from 0 to 60000" })

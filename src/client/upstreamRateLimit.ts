@@ -5,6 +5,7 @@
  * `retry-after-ms` header (milliseconds) or the `retry-after` header (seconds,
  * or an HTTP date).
  */
+import { MAX_REPORT_MS } from "../protocol/schemas.js";
 
 /** What a thrown upstream 429 tells: that it was one, and when to retry. */
 export interface UpstreamRateLimit {
@@ -15,11 +16,11 @@ export interface UpstreamRateLimit {
 type HeaderBag = { get?: (name: string) => string | null | undefined } & Record<string, unknown>;
 
 /**
- * Longest retry time passed on, ms: a day, the report's bound. A longer one (a
+ * Longest retry time passed on, ms: the report's bound, a day. A longer one (a
  * Retry-After of 90 000 s, a date next week) would make sluice refuse the whole
  * report, and the lease would hold its slot until it expired.
  */
-export const MAX_UPSTREAM_RETRY_AFTER_MS = 86_400_000;
+export const MAX_UPSTREAM_RETRY_AFTER_MS = MAX_REPORT_MS;
 
 /** If `err` looks like an upstream 429, what it says about the retry time (at most a day); otherwise undefined. */
 export function upstreamRateLimit(err: unknown, now: number): UpstreamRateLimit | undefined {

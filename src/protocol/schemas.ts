@@ -11,6 +11,8 @@ export const MAX_TOKENS = 1_000_000_000;
 export const MAX_COST = 1_000_000;
 /** Longest a caller may wait in sluice's queue, ms. */
 export const MAX_WAIT_MS = 300_000;
+/** Largest duration a report carries (its latencies, the upstream's retry time), ms: a day. */
+export const MAX_REPORT_MS = 86_400_000;
 /** Most extra scopes one admission may name. */
 export const MAX_SCOPES = 16;
 /** Most requests in one `admit.batch`. */
@@ -150,10 +152,10 @@ export const reportSchema = z
     outcome: z.enum(OUTCOMES, { error: `expected one of ${OUTCOMES.join(", ")}` }),
     tokens: nonNegInt(MAX_TOKENS).optional(),
     cost: nonNeg(MAX_COST).optional(),
-    ttftMs: nonNeg(86_400_000).optional(),
-    itlMs: nonNeg(86_400_000).optional(),
-    latencyMs: nonNeg(86_400_000).optional(),
-    retryAfterMs: nonNeg(86_400_000).optional(),
+    ttftMs: nonNeg(MAX_REPORT_MS).optional(),
+    itlMs: nonNeg(MAX_REPORT_MS).optional(),
+    latencyMs: nonNeg(MAX_REPORT_MS).optional(),
+    retryAfterMs: nonNeg(MAX_REPORT_MS).optional(),
   })
   .refine((r) => r.lease !== undefined || (r.key !== undefined && r.model !== undefined), {
     error: "a report names its lease, or its key and model",
